@@ -1,0 +1,86 @@
+"""Settings: where the metadata database, the artifact store and the cluster are.
+
+Read from environment variables (``GLASSPANE_*``), then from ``glasspane.toml`` or
+``[tool.glasspane]`` in ``pyproject.toml`` in the working directory. Explicit arguments
+to :func:`load_settings` win over both. Nothing here touches the database or the disk
+beyond reading the config file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+EXECUTORS = ("inline", "threads", "dask")
+DEFAULT_EXECUTOR = "threads"
+
+
+class Settings(BaseSettings):
+    """Where glasspane keeps its state. Every field has an env var ``GLASSPANE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="GLASSPANE_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".glasspane")
+    database_url: str | None = None
+    artifact_root: str | None = None
+    executor: str = DEFAULT_EXECUTOR
+    dask_address: str | None = None
+    dask_workers: int = 2
+    heartbeat_interval: float = 5.0
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home.expanduser() / 'glasspane.db'}"
+
+    @property
+    def resolved_artifact_root(self) -> str:
+        if self.artifact_root:
+            return self.artifact_root
+        return str(self.home.expanduser() / "artifacts")
+
+
+def _file_settings(cwd: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    for name, section in (("glasspane.toml", None), ("pyproject.toml", ("tool", "glasspane"))):
+        path = cwd / name
+        if not path.is_file():
+            continue
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read {path}: {exc}; fix the TOML syntax") from exc
+        if section:
+            for key in section:
+                data = data.get(key, {})
+        if data:
+            return dict(data)
+    return {}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings` from overrides, env vars and the config file, in that order."""
+    file_values = _file_settings(Path.cwd())
+    values = {k: v for k, v in file_values.items() if f"GLASSPANE_{k.upper()}" not in os.environ}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(
+            f"invalid glasspane setting ({problems}); check GLASSPANE_* variables and glasspane.toml"
+        ) from exc

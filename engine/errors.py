@@ -1,0 +1,62 @@
+"""The exceptions glasspane raises.
+
+Every error a user can cause derives from :class:`GlasspaneError` and says what went
+wrong, where (pipeline, task, parameter, path) and what to do next. Builtins are mixed
+in where natural, so ``except ValueError`` keeps working around glasspane calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GlasspaneError(Exception):
+    """Root of every error glasspane raises on purpose."""
+
+
+class DefinitionError(GlasspaneError, TypeError):
+    """A task or pipeline is defined or called in a way that cannot compile."""
+
+
+class ParameterError(GlasspaneError, ValueError):
+    """A pipeline parameter is unknown, missing or of the wrong type."""
+
+
+class ConfigError(GlasspaneError, ValueError):
+    """A setting (database URL, artifact root, executor, scheduler address) is unusable."""
+
+
+class SerializationError(GlasspaneError, TypeError):
+    """A task returned a value that cannot be stored."""
+
+
+class ArtifactError(GlasspaneError, OSError):
+    """The artifact store could not read or write an artifact."""
+
+
+class CorruptedArtifact(ArtifactError):
+    """A stored artifact's bytes do not match the digest recorded when it was written."""
+
+
+class TaskError(GlasspaneError, RuntimeError):
+    """A task failed in a way glasspane itself detected (wrong return shape, timeout)."""
+
+
+class TaskTimeout(TaskError, TimeoutError):
+    """A task attempt ran past its ``timeout``."""
+
+
+class ExecutorError(GlasspaneError, RuntimeError):
+    """An executor could not start or reach its cluster."""
+
+
+class NotFound(GlasspaneError, LookupError):
+    """A run, node or pipeline asked for by id does not exist."""
+
+
+class RunFailed(GlasspaneError, RuntimeError):
+    """A run ended in a state other than ``succeeded``; ``result`` holds the full RunResult."""
+
+    def __init__(self, message: str, result: Any) -> None:
+        super().__init__(message)
+        self.result = result

@@ -1,0 +1,47 @@
+"""Small value types shared by the layers: artifact descriptors and run states."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Run and task-run states. Terminal states are never left once entered.
+PENDING = "pending"
+RUNNING = "running"
+RETRYING = "retrying"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+UPSTREAM_FAILED = "upstream_failed"
+CANCELLED = "cancelled"
+CRASHED = "crashed"
+TIMED_OUT = "timed_out"
+
+STATES = (
+    PENDING, RUNNING, RETRYING, SUCCEEDED, FAILED, UPSTREAM_FAILED, CANCELLED, CRASHED, TIMED_OUT,
+)
+TERMINAL_STATES = frozenset({SUCCEEDED, FAILED, UPSTREAM_FAILED, CANCELLED, CRASHED, TIMED_OUT})
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """Where one stored value lives and how to read it back.
+
+    ``content_hash`` identifies the *value* (see :mod:`glasspane.hashing`); ``digest`` is the
+    sha256 of the stored bytes and verifies reads. ``uri`` is ``None`` for a value kept in
+    memory only (a ``persist=False`` task).
+    """
+
+    content_hash: str
+    uri: str | None
+    digest: str | None
+    type_name: str
+    materializer: str | None
+    size: int
+    preview: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArtifactInfo:
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
