@@ -1,0 +1,72 @@
+"""glasspane: MLOps pipelines as plain Python, compiled to a DAG, run on Dask.
+
+>>> from glasspane import task, pipeline
+>>> @task
+... def double(x: int) -> int:
+...     return 2 * x
+>>> @pipeline
+... def demo(x: int = 2):
+...     return double(x)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .dsl.pipeline import PipelineDef, pipeline
+from .dsl.task import TaskDef, task
+from .dsl.tracing import Ref, expand, unmapped
+from .errors import (
+    ArtifactError,
+    ConfigError,
+    CorruptedArtifact,
+    DefinitionError,
+    ExecutorError,
+    GlasspaneError,
+    NotFound,
+    ParameterError,
+    RunFailed,
+    SerializationError,
+    TaskError,
+    TaskTimeout,
+)
+from .execution.context import TaskContext, context, get_logger, log_metric, log_param
+from .options import TaskOptions
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "RunResult": ("execution.result", "RunResult"),
+    "TaskResult": ("execution.result", "TaskResult"),
+    "Graph": ("graph", "Graph"),
+    "runs": ("api", "runs"),
+    "get_run": ("api", "get_run"),
+    "retry": ("api", "retry"),
+    "lineage": ("api", "lineage"),
+    "clear_cache": ("api", "clear_cache"),
+    "register_materializer": ("artifacts", "register_materializer"),
+    "register_hasher": ("hashing", "register_hasher"),
+    "load_settings": ("config", "load_settings"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    # the run machinery (SQLAlchemy, fsspec, ...) loads on first use: `import glasspane` stays fast
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'glasspane' has no attribute {name!r}")
+
+
+__all__ = [
+    "ArtifactError", "ConfigError", "CorruptedArtifact", "DefinitionError", "ExecutorError",
+    "GlasspaneError", "Graph", "NotFound", "ParameterError", "PipelineDef", "Ref", "RunFailed",
+    "RunResult", "SerializationError", "TaskContext", "TaskDef", "TaskError", "TaskOptions",
+    "TaskResult", "TaskTimeout", "clear_cache", "context", "expand", "get_logger", "get_run",
+    "lineage", "load_settings", "log_metric", "log_param", "pipeline", "register_hasher",
+    "register_materializer", "retry", "runs", "task", "unmapped",
+]

@@ -1,0 +1,179 @@
+"""The engine's API facade: run, inspect, retry and trace lineage.
+
+The CLI, and later the UI and the scheduler, call these functions rather than the layers
+below, so every entry point behaves the same. Stores are opened once per process per URL.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from .artifacts import ArtifactStore
+from .config import Settings, load_settings
+from .errors import ConfigError, DefinitionError, GlasspaneError, NotFound, RunFailed
+from .execution.executors import Executor, make_executor
+from .execution.result import RunResult, TaskResult
+from .execution.runner import Progress, execute_run
+from .store import MetadataStore
+from .types import SUCCEEDED
+
+if TYPE_CHECKING:
+    from .dsl.pipeline import PipelineDef
+
+_lock = threading.Lock()
+_stores: dict[str, MetadataStore] = {}
+
+
+def metadata_store(settings: Settings) -> MetadataStore:
+    """The process's :class:`MetadataStore` for the configured database URL."""
+    url = settings.resolved_database_url
+    with _lock:
+        store = _stores.get(url)
+        if store is None:
+            store = _stores[url] = MetadataStore(url)
+        return store
+
+
+def artifact_store(settings: Settings) -> ArtifactStore:
+    from .execution.worker import artifact_store as cached
+
+    return cached(settings.resolved_artifact_root)
+
+
+def run_pipeline(
+    pipeline: PipelineDef[Any, Any],
+    params: dict[str, Any],
+    *,
+    executor: str | Executor | None = None,
+    raise_on_failure: bool = True,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+    trigger: str = "manual",
+    resumed_from: str | None = None,
+    reuse: dict[str, Any] | None = None,
+) -> RunResult:
+    """Validate parameters, compile, and run ``pipeline``; see ``PipelineDef.run``."""
+    from .loader import ref_for
+
+    settings = settings or load_settings()
+    graph = pipeline.compile(**params)  # parameter and definition errors: nothing written yet
+    chosen = make_executor(executor, default=settings.executor,
+                           dask_address=settings.dask_address, dask_workers=settings.dask_workers)
+    artifacts = artifact_store(settings)
+    store = metadata_store(settings)
+    _connect(chosen)
+    result = execute_run(
+        graph, store=store, artifacts=artifacts, executor=chosen, pipeline_ref=ref_for(pipeline),
+        params=graph.params, trigger=trigger, resumed_from=resumed_from, reuse=reuse,
+        progress=progress, heartbeat_interval=settings.heartbeat_interval,
+    )
+    if raise_on_failure and result.state != SUCCEEDED:
+        raise RunFailed(
+            f"run {result.run_id} of pipeline `{result.pipeline}` {result.state}: "
+            f"{result.error}; inspect it with `glasspane runs show {result.run_id}` and resume "
+            f"it with `glasspane retry {result.run_id}`",
+            result,
+        )
+    return result
+
+
+def _connect(executor: Executor) -> None:
+    """Reach a Dask cluster before any run row is written, so a bad address writes nothing."""
+    client = getattr(executor, "client", None)
+    del client
+
+
+def runs(*, limit: int = 50, pipeline: str | None = None, state: str | None = None,
+         settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Recent runs, newest first."""
+    settings = settings or load_settings()
+    return metadata_store(settings).list_runs(limit=limit, pipeline=pipeline, state=state)
+
+
+def get_run(run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    """One run with its tasks (accepts a unique id prefix)."""
+    settings = settings or load_settings()
+    return metadata_store(settings).get_run(run_id)
+
+
+def run_summary(run: dict[str, Any]) -> dict[str, Any]:
+    """A stored run in the shape ``glasspane run --json`` prints."""
+    tasks = [
+        TaskResult(t["node"], t["task"], t["state"], bool(t["cached"]), t["attempts"] or 0,
+                   t.get("error"), t.get("duration"), t.get("note"), t.get("parent_node"))
+        for t in run["tasks"]
+    ]
+    result = RunResult(run["run_id"], run["pipeline"], run["state"], tasks, run.get("output"),
+                       run.get("error"), run.get("params") or {}, run.get("resumed_from"))
+    data = result.to_dict()
+    for key in ("created_at", "started_at", "ended_at", "duration", "trigger", "executor"):
+        data[key] = run.get(key)
+    return data
+
+
+def retry(run_id: str, *, pipeline: PipelineDef[Any, Any] | None = None,
+          executor: str | Executor | None = None, raise_on_failure: bool = True,
+          settings: Settings | None = None, progress: Progress | None = None) -> RunResult:
+    """Resume a failed, cancelled or crashed run as a new run linked to it.
+
+    Every task that succeeded in the old run is reused from the artifact store (even
+    ``cache=False`` ones); failed and not-yet-run tasks execute. The old run keeps its state.
+    """
+    from .loader import load_pipeline
+
+    settings = settings or load_settings()
+    store = metadata_store(settings)
+    old = store.get_run(run_id)
+    if old["state"] == SUCCEEDED:
+        raise GlasspaneError(
+            f"run {old['run_id']} succeeded; there is nothing to resume. Start a new run with "
+            "`glasspane run` (cached tasks are reused automatically)"
+        )
+    if old["state"] in ("pending", "running"):
+        raise GlasspaneError(
+            f"run {old['run_id']} is still {old['state']}; wait for it to finish, or for its "
+            "heartbeat to go stale, before resuming it"
+        )
+    if pipeline is None:
+        ref = old.get("pipeline_ref")
+        if not ref:
+            raise DefinitionError(
+                f"run {old['run_id']} was started from code glasspane cannot import again; "
+                "pass the pipeline: glasspane.retry(run_id, pipeline=my_pipeline)"
+            )
+        pipeline = load_pipeline(ref)
+    if pipeline.name != old["pipeline"]:
+        raise DefinitionError(
+            f"run {old['run_id']} is of pipeline `{old['pipeline']}`, not `{pipeline.name}`; "
+            "pass the pipeline it ran"
+        )
+    reuse = store.task_outputs(old["run_id"])
+    return run_pipeline(
+        pipeline, dict(old.get("params") or {}), executor=executor,
+        raise_on_failure=raise_on_failure, settings=settings, progress=progress,
+        trigger="retry", resumed_from=old["run_id"], reuse=reuse,
+    )
+
+
+def lineage(run_id: str, node: str, *, direction: str = "upstream",
+            settings: Settings | None = None) -> dict[str, Any]:
+    """The artifacts and task runs that fed ``node``'s output (upstream) or consumed it."""
+    if direction not in ("upstream", "downstream"):
+        raise ConfigError(f"direction must be `upstream` or `downstream`, not `{direction}`")
+    settings = settings or load_settings()
+    store = metadata_store(settings)
+    run = store.get_run(run_id)
+    nodes = {t["node"] for t in run["tasks"]}
+    if node not in nodes:
+        raise NotFound(
+            f"run {run['run_id']} has no node `{node}`; its nodes are: "
+            f"{', '.join(sorted(nodes)[:30])}"
+        )
+    return store.lineage(run["run_id"], node, direction=direction)
+
+
+def clear_cache(task: str | None = None, *, settings: Settings | None = None) -> int:
+    """Forget cached outputs (all, or one task's); artifacts already recorded stay readable."""
+    settings = settings or load_settings()
+    return artifact_store(settings).clear_keys(task)

@@ -1,0 +1,422 @@
+"""The content-addressed artifact store, on a local directory or any fsspec URL.
+
+Layout under the root::
+
+    objects/<hh>/<content_hash>.<ext>   one blob per stored value (hh: first two hex chars)
+    keys/<hh>/<cache_key>.json          the cache key index: cache key -> task outputs
+
+Invariants:
+
+- Blobs are addressed by the content hash of the value, so storing an equal value twice
+  writes once. A blob already present is never replaced while it still loads, because
+  digests recorded by earlier runs point at its bytes.
+- Every write is atomic: on a local disk the bytes go to a temporary file in the target
+  directory, then ``os.replace``; on an object store the object is written in one call. A
+  failed write leaves no partial file behind.
+- Every path the store touches is built by :meth:`ArtifactStore.resolve`, which keeps it
+  inside the root; content hashes and cache keys must be 16-128 lowercase hex characters.
+- Reads are verified against the sha256 digest recorded at write time.
+- The store pickles to its root alone (it is shipped to Dask workers); the fsspec
+  filesystem is created again, lazily, where it is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote
+
+from .. import hashing
+from ..errors import ArtifactError, ConfigError, CorruptedArtifact, SerializationError
+from ..types import ArtifactInfo
+from .materializers import dump, get_materializer, preview, type_name
+
+__all__ = ["ArtifactStore"]
+
+_HEX = re.compile(r"[0-9a-f]{16,128}")
+_MISSING = (FileNotFoundError, NotADirectoryError)
+_TMP_PREFIX = ".tmp-"
+_WRITABLE = "check that GLASSPANE_ARTIFACT_ROOT is writable"
+_RECOMPUTE = (
+    "it will be recomputed on the next run, or run `glasspane cache clear` to drop the cache "
+    "entries that point at it"
+)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_hex(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _HEX.fullmatch(value):
+        raise ArtifactError(
+            f"invalid {what} {value!r}: expected 16-128 lowercase hex characters, as made by "
+            "glasspane.hashing; do not build artifact names by hand"
+        )
+    return value
+
+
+def _containment_problem(relative: Any) -> str | None:
+    """Why ``relative`` is not a safe relative name under a root, or None if it is."""
+    if not isinstance(relative, str) or not relative:
+        return "it is empty"
+    if unquote(relative) != relative:
+        return "it contains URL-encoded characters"
+    if "\\" in relative or "\0" in relative:
+        return "it contains a backslash or a NUL byte"
+    if relative.startswith(("/", "~")) or "://" in relative or re.match(r"[A-Za-z]:", relative):
+        return "it is an absolute path or a URL"
+    if any(part in ("", ".", "..") for part in relative.split("/")):
+        return "it contains an empty, `.` or `..` segment"
+    return None
+
+
+class ArtifactStore:
+    """Stores task outputs by content hash, and the cache key index, under one root.
+
+    Args:
+        root: A local directory (created on demand) or an fsspec URL such as
+            ``file:///data/artifacts``, ``s3://bucket/prefix`` or ``memory://scratch``.
+
+    Raises:
+        ConfigError: the root's protocol is unknown or its fsspec package is not installed.
+    """
+
+    def __init__(self, root: str) -> None:
+        import fsspec
+        from fsspec.core import split_protocol
+        from fsspec.implementations.local import LocalFileSystem
+
+        self.root = root
+        self._fs: Any = None
+        try:
+            if not isinstance(root, str) or not root.strip():
+                raise ValueError("it is empty")
+            protocol, path = split_protocol(root)
+            fs_class = fsspec.get_filesystem_class(protocol or "file")
+        except (ValueError, ImportError) as exc:
+            raise ConfigError(
+                f"artifact root `{root}` is not usable: {exc}; set GLASSPANE_ARTIFACT_ROOT to a "
+                "local path or an fsspec URL such as s3://bucket/prefix"
+            ) from exc
+        self._local = issubclass(fs_class, LocalFileSystem)
+        # A relative local root is pinned to the current directory now, not on each worker.
+        self._base = os.path.abspath(os.path.expanduser(path)) if self._local else root.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self.root!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"root": self.root, "_local": self._local, "_base": self._base}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._fs = None
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem behind the root, created on first use."""
+        if self._fs is None:
+            from fsspec.core import url_to_fs
+
+            self._fs = url_to_fs(self.root)[0]
+        return self._fs
+
+    # -- paths ---------------------------------------------------------------------------
+
+    def resolve(self, relative: str) -> str:
+        """Return the full path (local root) or URL of ``relative`` under the root.
+
+        Args:
+            relative: A ``/``-separated relative name such as ``objects/ab/<hash>.npy``.
+
+        Raises:
+            ArtifactError: the name is absolute, a URL, URL-encoded, contains ``..``, ``.``,
+                an empty segment or a backslash, or (local roots) leaves the root through a
+                symlink.
+        """
+        problem = _containment_problem(relative)
+        full = ""
+        if problem is None and not self._local:
+            full = f"{self._base}/{relative}"
+        elif problem is None:
+            full = os.path.join(self._base, *relative.split("/"))
+            real_root = os.path.realpath(self._base)
+            if os.path.commonpath([real_root, os.path.realpath(full)]) != real_root:
+                problem = "it leaves the root through a symbolic link"
+        if problem is not None:
+            raise ArtifactError(
+                f"refusing artifact path {relative!r} under `{self.root}`: {problem}; artifact "
+                "paths must stay inside GLASSPANE_ARTIFACT_ROOT"
+            )
+        return full
+
+    def _object_uri(self, content_hash: str, extension: str) -> str:
+        h = _check_hex(content_hash, "content hash")
+        return self.resolve(f"objects/{h[:2]}/{h}.{extension}")
+
+    def _key_uri(self, cache_key: str) -> str:
+        k = _check_hex(cache_key, "cache key")
+        return self.resolve(f"keys/{k[:2]}/{k}.json")
+
+    # -- bytes ---------------------------------------------------------------------------
+
+    def _read(self, uri: str) -> bytes:
+        """The bytes at ``uri``; a missing file passes through, other errors are wrapped."""
+        try:
+            if "://" not in uri:
+                with open(uri, "rb") as fh:
+                    return fh.read()
+            if uri.startswith(f"{self._base}/"):
+                return self.fs.cat_file(uri)
+            from fsspec.core import url_to_fs
+
+            return url_to_fs(uri)[0].cat_file(uri)
+        except _MISSING:
+            raise
+        except Exception as exc:
+            raise ArtifactError(
+                f"cannot read artifact {uri}: {_cause(exc)}; check that GLASSPANE_ARTIFACT_ROOT "
+                "is reachable and readable"
+            ) from exc
+
+    def _read_optional(self, uri: str) -> bytes | None:
+        try:
+            return self._read(uri)
+        except _MISSING:
+            return None
+
+    def _write(self, uri: str, data: bytes, what: str = "artifact") -> None:
+        try:
+            if self._local:
+                _write_local(uri, data)
+            else:
+                try:
+                    self.fs.pipe_file(uri, data)
+                except FileNotFoundError:  # filesystems with real directories (sftp, ...)
+                    self.fs.makedirs(uri.rsplit("/", 1)[0], exist_ok=True)
+                    self.fs.pipe_file(uri, data)
+        except Exception as exc:
+            raise ArtifactError(
+                f"cannot write {what} to {uri}: {_cause(exc)}; {_WRITABLE}"
+            ) from exc
+
+    # -- artifacts -------------------------------------------------------------------------
+
+    def put(self, value: Any, *, content_hash: str | None = None, where: str = "") -> ArtifactInfo:
+        """Store ``value`` (once per content hash) and describe where it lives.
+
+        Args:
+            value: The value to store.
+            content_hash: Its content hash if already known; computed otherwise.
+            where: Who produced the value, for error messages, e.g. ``"task `train`"``.
+
+        Returns:
+            The :class:`~glasspane.types.ArtifactInfo` of the stored blob; its digest is that
+            of the bytes actually stored.
+
+        Raises:
+            SerializationError: no materializer can serialize the value.
+            ArtifactError: the blob cannot be written (the message names the path and cause).
+        """
+        if content_hash is None:
+            content_hash = hashing.content_hash(value)
+        _check_hex(content_hash, "content hash")
+        materializer, data = dump(value, where=where)
+        uri = self._object_uri(content_hash, materializer.extension)
+        digest = _sha256(data)
+        existing = self._read_optional(uri)
+        if existing is not None and (_sha256(existing) == digest or _loads(materializer, existing)):
+            data, digest = existing, _sha256(existing)
+        else:
+            self._write(uri, data)
+        return ArtifactInfo(
+            content_hash=content_hash,
+            uri=uri,
+            digest=digest,
+            type_name=type_name(value),
+            materializer=materializer.name,
+            size=len(data),
+            preview=preview(value),
+        )
+
+    def get(self, info: ArtifactInfo, *, verify: bool = True) -> Any:
+        """Load the value described by ``info``.
+
+        Args:
+            info: As returned by :meth:`put` (or read back from the metadata store).
+            verify: Check the bytes against ``info.digest`` before loading.
+
+        Raises:
+            ArtifactError: the blob is missing or unreadable, or its materializer fails.
+            CorruptedArtifact: the bytes do not match the recorded digest.
+        """
+        uri = info.uri
+        if uri is None:
+            raise ArtifactError(
+                f"artifact {info.content_hash} was kept in memory only and has no stored copy; "
+                "rerun the task that produced it, or let it persist its output"
+            )
+        try:
+            data = self._read(uri)
+        except _MISSING as exc:
+            raise ArtifactError(f"artifact {uri} is missing; {_RECOMPUTE}") from exc
+        if verify and info.digest is not None:
+            actual = _sha256(data)
+            if actual != info.digest:
+                raise CorruptedArtifact(
+                    f"artifact {uri} is corrupted: expected sha256 {info.digest}, found {actual}; "
+                    f"{_RECOMPUTE}"
+                )
+        name = info.materializer or "pickle"
+        materializer = get_materializer(name)
+        try:
+            return materializer.load(data)
+        except Exception as exc:
+            raise ArtifactError(
+                f"cannot load artifact {uri} of type `{info.type_name}` with materializer "
+                f"`{name}`: {_cause(exc)}; check that the libraries that wrote it are installed "
+                "in compatible versions, or run `glasspane cache clear` to recompute it"
+            ) from exc
+
+    def verify(self, info: ArtifactInfo) -> bool:
+        """Return True if the blob of ``info`` exists and matches its digest; never raises."""
+        try:
+            if info.uri is None:
+                return False
+            data = self._read(info.uri)
+        except Exception:
+            return False
+        return info.digest is None or _sha256(data) == info.digest
+
+    # -- cache key index -------------------------------------------------------------------
+
+    def read_key(self, cache_key: str) -> dict[str, Any] | None:
+        """Return the entry stored for ``cache_key``, or None if absent or unreadable JSON.
+
+        Raises:
+            ArtifactError: the key is not hex, or the index cannot be read (not just absent).
+        """
+        data = self._read_optional(self._key_uri(cache_key))
+        if data is None:
+            return None
+        try:
+            entry = json.loads(data)
+        except ValueError:
+            return None
+        return entry if isinstance(entry, dict) else None
+
+    def write_key(self, cache_key: str, entry: dict[str, Any]) -> None:
+        """Store ``entry`` (a JSON-able dict) for ``cache_key``, atomically.
+
+        Raises:
+            SerializationError: the entry is not JSON-serializable.
+            ArtifactError: the key is not hex, or the index cannot be written.
+        """
+        uri = self._key_uri(cache_key)
+        try:
+            text = json.dumps(entry, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(
+                f"cache entry for key {cache_key} is not JSON-serializable ({exc}); store only "
+                "str, numbers, bools, None, lists and str-keyed dicts in cache entries"
+            ) from exc
+        self._write(uri, text.encode("utf-8"), what="cache key")
+
+    def clear_keys(self, task: str | None = None) -> int:
+        """Delete cache key entries: all of them, or those whose ``entry["task"] == task``.
+
+        Blobs stay; only the index that points at them is removed, so the next run
+        recomputes (and, values being equal, rewrites nothing).
+
+        Returns:
+            The number of entries deleted.
+
+        Raises:
+            ArtifactError: an entry cannot be deleted.
+        """
+        removed = 0
+        for uri in self._key_files():
+            if task is not None:
+                data = self._read_optional(uri)
+                try:
+                    entry = json.loads(data) if data is not None else None
+                except ValueError:
+                    entry = None
+                if not isinstance(entry, dict) or entry.get("task") != task:
+                    continue
+            try:
+                if self._local:
+                    os.unlink(uri)
+                else:
+                    self.fs.rm_file(uri)
+            except _MISSING:
+                continue
+            except Exception as exc:
+                raise ArtifactError(
+                    f"cannot delete cache key {uri}: {_cause(exc)}; {_WRITABLE}"
+                ) from exc
+            removed += 1
+        return removed
+
+    def _key_files(self) -> Iterator[str]:
+        keys = self.resolve("keys")
+        try:
+            if self._local:
+                found = [
+                    os.path.relpath(os.path.join(d, name), keys).replace(os.sep, "/")
+                    for d, _, names in os.walk(keys)
+                    for name in names
+                ]
+            else:
+                prefix = self.fs._strip_protocol(keys).rstrip("/") + "/"
+                paths = self.fs.find(keys) if self.fs.exists(keys) else []
+                found = [p[len(prefix) :] for p in paths if p.startswith(prefix)]
+        except Exception as exc:
+            raise ArtifactError(
+                f"cannot list cache keys under {keys}: {_cause(exc)}; check that "
+                "GLASSPANE_ARTIFACT_ROOT is reachable"
+            ) from exc
+        for relative in sorted(found):
+            name = relative.rsplit("/", 1)[-1]
+            if name.endswith(".json") and not name.startswith(_TMP_PREFIX):
+                yield self.resolve(f"keys/{relative}")
+
+
+def _cause(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _loads(materializer: Any, data: bytes) -> bool:
+    try:
+        materializer.load(data)
+    except Exception:
+        return False
+    return True
+
+
+def _write_local(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory."""
+    directory, name = os.path.split(path)
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}-{name}")
+    try:
+        # O_EXCL: never write through a file (or symlink) someone placed at the temp name.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,1 @@
+"""The ``glasspane`` command line."""

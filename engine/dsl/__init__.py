@@ -1,0 +1,1 @@
+"""The authoring layer: ``@task``, ``@pipeline``, refs and tracing."""

@@ -1,0 +1,183 @@
+"""``@pipeline``: a function whose body wires tasks together, compiled to a :class:`Graph`.
+
+The body runs once per compile, with the *validated* parameter values, under a tracing
+context, so ``range(n)`` and ``train.map(tr, C=grid)`` see real values. Calling the
+pipeline outside a body runs it with embedded defaults and returns a ``RunResult``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from ..errors import DefinitionError, ParameterError
+from .tracing import current_trace, tracing
+
+if TYPE_CHECKING:
+    from ..graph import Graph
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Keyword names ``PipelineDef.run`` takes for itself; a pipeline cannot use them as parameters.
+RUN_OPTIONS = ("executor", "raise_on_failure", "settings", "progress", "trigger")
+
+
+class PipelineDef(Generic[P, R]):
+    """A decorated pipeline body plus a pydantic model of its parameters.
+
+    Attributes:
+        fn: the user's function.
+        name: pipeline name (the function's name unless given).
+        schedule: cron expression for scheduled runs, or ``None``.
+        params_model: pydantic model built from the signature.
+    """
+
+    def __init__(self, fn: Callable[P, R], *, name: str | None = None,
+                 schedule: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.schedule = schedule
+        self.signature = inspect.signature(fn)
+        self.params_model = _params_model(self.name, fn, self.signature)
+        self.ref: str | None = None  # how to import this pipeline again; set by the loader
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"<pipeline {self.name}>"
+
+    # -- parameters --------------------------------------------------------------------------
+    def describe_params(self) -> str:
+        parts = []
+        for name, field in self.params_model.model_fields.items():
+            ann = getattr(field.annotation, "__name__", None) or str(field.annotation)
+            ann = ann.replace("typing.", "")
+            parts.append(f"{name}: {ann}" + ("" if field.is_required() else
+                                              f" = {field.default!r}"))
+        return ", ".join(parts) or "no parameters"
+
+    def validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Check names and types; return the validated values (defaults filled in)."""
+        fields = self.params_model.model_fields
+        unknown = [k for k in params if k not in fields]
+        if unknown:
+            raise ParameterError(
+                f"unknown parameter{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(f'`{u}`' for u in unknown)} for pipeline `{self.name}`; "
+                f"it takes: {self.describe_params()}"
+            )
+        try:
+            model = self.params_model(**params)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err["loc"])
+                if err["type"] == "missing":
+                    problems.append(f"`{where}` is required")
+                else:
+                    problems.append(f"`{where}`: {err['msg']} (got {err.get('input')!r})")
+            raise ParameterError(
+                f"invalid parameter{'s' if len(problems) > 1 else ''} for pipeline "
+                f"`{self.name}`: {'; '.join(problems)}; it takes: {self.describe_params()}"
+            ) from None
+        return {name: getattr(model, name) for name in fields}
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Map a call's positional and keyword arguments to parameter names."""
+        if args:
+            names = list(self.params_model.model_fields)
+            if len(args) > len(names):
+                raise ParameterError(
+                    f"pipeline `{self.name}` takes {len(names)} parameter"
+                    f"{'s' if len(names) != 1 else ''} ({self.describe_params()}) but was "
+                    f"given {len(args)} positional arguments; pass parameters by name"
+                )
+            for name, value in zip(names, args):
+                if name in kwargs:
+                    raise ParameterError(
+                        f"pipeline `{self.name}` got parameter `{name}` both by position and "
+                        "by name; pass it once"
+                    )
+                kwargs[name] = value
+        return kwargs
+
+    # -- compiling and running ---------------------------------------------------------------
+    def compile(self, **params: Any) -> Graph:
+        """Validate ``params``, trace the body once and return the frozen :class:`Graph`."""
+        from ..graph import Graph
+
+        values = self.validate_params(params)
+        if current_trace() is not None:
+            raise DefinitionError(
+                f"pipeline `{self.name}` was called inside another pipeline's body; call its "
+                "tasks directly instead"
+            )
+        with tracing(self.name) as trace:
+            output = self.fn(**values)  # type: ignore[call-arg]
+        return Graph.from_trace(self.name, trace.nodes, output, values)
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Compile and run; returns a ``RunResult``.
+
+        Keyword options (not parameters): ``executor`` (``"inline"``, ``"threads"``,
+        ``"dask"`` or ``"tcp://host:port"``), ``raise_on_failure`` (default ``True``:
+        a failed run raises :class:`~glasspane.errors.RunFailed`), ``settings``.
+        """
+        from ..api import run_pipeline
+
+        options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}
+        params = self.bind(args, kwargs)
+        return run_pipeline(self, params, **options)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        if current_trace() is not None:
+            raise DefinitionError(
+                f"pipeline `{self.name}` was called inside another pipeline's body; call its "
+                "tasks directly instead"
+            )
+        return self.run(*args, **kwargs)
+
+
+def _params_model(name: str, fn: Callable[..., Any], sig: inspect.Signature) -> type[BaseModel]:
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = {}
+    fields: dict[str, Any] = {}
+    for pname, param in sig.parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise DefinitionError(
+                f"pipeline `{name}` has `*{pname}`/`**{pname}`; pipeline parameters must be "
+                "named, so that runs can be validated, recorded and repeated"
+            )
+        if pname in RUN_OPTIONS:
+            raise DefinitionError(
+                f"pipeline `{name}` has a parameter named `{pname}`, which is reserved for run "
+                f"options ({', '.join(RUN_OPTIONS)}); rename it"
+            )
+        annotation = hints.get(pname, Any)
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[pname] = (annotation, default)
+    try:
+        return create_model(  # type: ignore[no-any-return, call-overload]
+            f"{name}_params", __config__=ConfigDict(arbitrary_types_allowed=True), **fields
+        )
+    except Exception as exc:
+        raise DefinitionError(
+            f"pipeline `{name}`: cannot build a parameter model from its signature: {exc}"
+        ) from exc
+
+
+def pipeline(fn: Callable[P, R] | None = None, /, *, name: str | None = None,
+             schedule: str | None = None) -> Any:
+    """Make ``fn`` a pipeline: ``@pipeline`` or ``@pipeline(schedule="0 3 * * *")``."""
+
+    def wrap(f: Callable[P, R]) -> PipelineDef[P, R]:
+        return PipelineDef(f, name=name, schedule=schedule)
+
+    return wrap(fn) if fn is not None else wrap

@@ -1,0 +1,197 @@
+"""What a running task can see and say: its context, metrics, logger and captured output.
+
+Each task attempt runs with a :class:`TaskContext` in a contextvar. ``sys.stdout`` and
+``sys.stderr`` are replaced once per process by proxies that write to the current task's
+buffers when there is one, and to the real streams otherwise, so output is captured per
+task on threads and Dask workers alike. Output written by C code straight to file
+descriptor 1 or 2 bypasses ``sys.stdout`` and is not captured.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from ..errors import GlasspaneError
+
+LOG_TAIL_LINES = 200
+_LOGGER_NAME = "glasspane.task"
+
+
+@dataclass
+class TaskContext:
+    """Where a task attempt is running.
+
+    Attributes:
+        run_id: id of the run.
+        node_id: id of the node (``train[0]``).
+        task: the task's name.
+        attempt: 1 for the first attempt, 2 for the first retry, ...
+    """
+
+    run_id: str
+    node_id: str
+    task: str
+    attempt: int = 1
+    tee: bool = False
+    stdout: io.StringIO = field(default_factory=io.StringIO, repr=False)
+    stderr: io.StringIO = field(default_factory=io.StringIO, repr=False)
+    log_lines: list[str] = field(default_factory=list, repr=False)
+    metrics: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    params: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+
+_current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
+    "glasspane_task", default=None
+)
+
+
+def current_context() -> TaskContext | None:
+    return _current.get()
+
+
+def set_context(ctx: TaskContext | None) -> contextvars.Token[TaskContext | None]:
+    install_capture()
+    return _current.set(ctx)
+
+
+def reset_context(token: contextvars.Token[TaskContext | None]) -> None:
+    _current.reset(token)
+
+
+def context() -> TaskContext:
+    """The running task's :class:`TaskContext` (run id, node id, attempt).
+
+    Raises:
+        GlasspaneError: when called outside a running task.
+    """
+    ctx = _current.get()
+    if ctx is None:
+        raise GlasspaneError(
+            "glasspane.context() was called outside a running task; call it inside a @task "
+            "function while a pipeline runs"
+        )
+    return ctx
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    """Record a numeric metric for the running task (a no-op outside a run)."""
+    ctx = _current.get()
+    if ctx is None:
+        return
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise GlasspaneError(
+            f"log_metric(`{key}`) in task `{ctx.task}` needs a number, got "
+            f"{type(value).__name__}; use log_param for other values"
+        ) from None
+    ctx.metrics.append({"key": str(key), "value": number, "step": step, "ts": time.time()})
+
+
+def log_param(key: str, value: Any) -> None:
+    """Record a parameter (any JSON-able value) for the running task (no-op outside a run)."""
+    ctx = _current.get()
+    if ctx is None:
+        return
+    ctx.params.append({"key": str(key), "value": _jsonable(value)})
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def get_logger() -> logging.Logger:
+    """A logger whose records are captured with the running task (and shown in the UI)."""
+    install_capture()
+    return logging.getLogger(_LOGGER_NAME)
+
+
+class _StreamProxy(io.TextIOBase):
+    """Routes writes to the current task's buffer, or to the real stream outside tasks."""
+
+    def __init__(self, real: TextIO, which: str) -> None:
+        self._real = real
+        self._which = which
+
+    def write(self, text: str) -> int:
+        ctx = _current.get()
+        if ctx is None:
+            return self._real.write(text)
+        getattr(ctx, self._which).write(text)
+        if ctx.tee:
+            self._real.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._real.flush()
+
+    def isatty(self) -> bool:
+        return self._real.isatty()
+
+    def fileno(self) -> int:
+        return self._real.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._real, "encoding", "utf-8")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+class _TaskLogHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        ctx = _current.get()
+        if ctx is None:
+            return
+        try:
+            line = self.format(record)
+        except Exception:  # a bad format string must not fail the task
+            line = str(record.msg)
+        ctx.log_lines.append(line)
+        if len(ctx.log_lines) > 2 * LOG_TAIL_LINES:
+            del ctx.log_lines[:-LOG_TAIL_LINES]
+
+
+_install_lock = threading.Lock()
+_installed = False
+
+
+def install_capture() -> None:
+    """Install the stdout/stderr proxies and the task log handler, once per process."""
+    global _installed
+    if _installed:
+        return
+    with _install_lock:
+        if _installed:
+            return
+        if not isinstance(sys.stdout, _StreamProxy):
+            sys.stdout = _StreamProxy(sys.stdout, "stdout")  # type: ignore[assignment]
+        if not isinstance(sys.stderr, _StreamProxy):
+            sys.stderr = _StreamProxy(sys.stderr, "stderr")  # type: ignore[assignment]
+        logger = logging.getLogger(_LOGGER_NAME)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        handler = _TaskLogHandler()
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+        )
+        logger.addHandler(handler)
+        _installed = True
+
+
+def log_tail(ctx: TaskContext) -> str:
+    return "\n".join(ctx.log_lines[-LOG_TAIL_LINES:])

@@ -1,0 +1,124 @@
+"""The executor interface and the one scheduling loop the in-process executors share.
+
+An executor receives the jobs of a run in topological order (each job's ``deps`` name
+other jobs in the list), runs every job whose dependencies succeeded, reports events
+through ``emit`` and returns the values of the nodes the driver asked for. A job whose
+dependency failed is never started; the run loop records it as ``upstream_failed``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..job import Emit, Job, NodeValue
+from ..worker import execute_job
+
+
+@dataclass
+class Execution:
+    """What an executor hands back: wanted values, and errors that produced no event."""
+
+    values: dict[str, NodeValue] = field(default_factory=dict)
+    errors: dict[str, BaseException] = field(default_factory=dict)
+    cancelled: bool = False
+
+
+class Executor(Protocol):
+    """Runs the jobs of one run. Implementations: inline, threads, dask."""
+
+    name: str
+
+    def execute(self, jobs: Sequence[Job], emit: Emit, want: set[str],
+                cancel: threading.Event) -> Execution:
+        """Run ``jobs``; return the values of the node ids in ``want`` that succeeded."""
+        ...
+
+    def close(self) -> None:
+        """Release what the executor started (pools; not shared clusters)."""
+        ...
+
+
+Submit = Callable[..., "cf.Future[NodeValue]"]
+
+
+def run_queue(jobs: Sequence[Job], emit: Emit, want: set[str], cancel: threading.Event,
+              submit: Submit, spawn: Callable[[list[Job], Mapping[str, NodeValue]], Any],
+              poll: float = 0.2) -> Execution:
+    """Dependency-driven loop: submit each job once all its dependencies have succeeded.
+
+    ``submit(fn, *args)`` returns a ``concurrent.futures.Future``; inline execution
+    returns one already done. Values are released as soon as no pending job needs them.
+    """
+    result = Execution()
+    by_id = {job.node_id: job for job in jobs}
+    waiting = {job.node_id: set(job.deps) for job in jobs}
+    dependents: dict[str, list[str]] = {job.node_id: [] for job in jobs}
+    for job in jobs:
+        for dep in job.deps:
+            dependents[dep].append(job.node_id)
+    remaining_uses = {node: len(users) for node, users in dependents.items()}
+    values: dict[str, NodeValue] = {}
+    running: dict[cf.Future[NodeValue], str] = {}
+    dead: set[str] = set()
+
+    def launch(node_id: str) -> None:
+        job = by_id[node_id]
+        deps = {d: values[d] for d in job.deps}
+        running[submit(execute_job, job, deps, emit, spawn)] = node_id
+
+    def skip_downstream(node_id: str) -> None:
+        stack = list(dependents[node_id])
+        while stack:
+            child = stack.pop()
+            if child not in dead:
+                dead.add(child)
+                waiting.pop(child, None)
+                stack.extend(dependents[child])
+
+    for node_id in [n for n, deps in waiting.items() if not deps]:
+        if cancel.is_set():
+            break
+        waiting.pop(node_id)
+        launch(node_id)
+    while running:
+        if cancel.is_set():
+            for future in running:
+                future.cancel()
+            result.cancelled = True
+            break
+        done, _ = cf.wait(list(running), timeout=poll, return_when=cf.FIRST_COMPLETED)
+        for future in done:
+            node_id = running.pop(future)
+            job = by_id[node_id]
+            try:
+                value = future.result()
+            except BaseException as exc:  # noqa: BLE001 - recorded as the node's failure
+                from ..job import TaskFailed
+
+                if not isinstance(exc, TaskFailed):
+                    result.errors[node_id] = exc
+                skip_downstream(node_id)
+                continue
+            if node_id in want:
+                result.values[node_id] = value
+            if remaining_uses[node_id]:
+                values[node_id] = value
+            for dep in job.deps:
+                remaining_uses[dep] -= 1
+                if not remaining_uses[dep]:
+                    values.pop(dep, None)
+            for child in dependents[node_id]:
+                pending = waiting.get(child)
+                if pending is None:
+                    continue
+                pending.discard(node_id)
+                if not pending and not cancel.is_set():
+                    waiting.pop(child)
+                    launch(child)
+    if cancel.is_set():
+        result.cancelled = True
+    return result

@@ -1,0 +1,210 @@
+"""The dask executor: the whole run submitted to a Dask cluster at once.
+
+Every job that is not already resolved on the driver becomes one Dask future keyed
+``<node>-<run id>`` (Dask silently returns an earlier value for a reused key, so keys
+are unique per run), with its dependency futures as arguments: values move worker to
+worker and the driver gathers only the pipeline's outputs. Outcome events travel
+separately, through ``Worker.log_event`` on a per-run topic that the driver subscribes to.
+
+Without an address an embedded ``LocalCluster`` bound to 127.0.0.1 (no dashboard) is
+started once per process and reused across runs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ...errors import ConfigError, ExecutorError
+from ..job import Emit, Job, NodeValue, TaskFailed
+from ..worker import execute_job
+from .base import Execution
+
+_ADDRESS = re.compile(r"^tcp://(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
+_EVENT_GRACE = 15.0
+
+_embedded_lock = threading.Lock()
+_embedded: dict[int, Any] = {}
+
+
+def check_address(address: str) -> str:
+    """Validate a ``tcp://host:port`` scheduler address (no I/O)."""
+    match = _ADDRESS.match(address.strip())
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise ConfigError(
+            f"malformed Dask scheduler address `{address}`; expected tcp://HOST:PORT, "
+            "for example tcp://127.0.0.1:8786"
+        )
+    return address.strip()
+
+
+def embedded_cluster(n_workers: int) -> Any:
+    """The process's embedded LocalCluster, started on first use and reused."""
+    with _embedded_lock:
+        cluster = _embedded.get(n_workers)
+        if cluster is None or cluster.status.name in ("closed", "closing", "failed"):
+            from distributed import LocalCluster
+
+            cluster = LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address=None, silence_logs=40, death_timeout=10,
+            )
+            _embedded[n_workers] = cluster
+            atexit.register(_close_embedded)
+        return cluster
+
+
+def _close_embedded() -> None:
+    with _embedded_lock:
+        for cluster in list(_embedded.values()):
+            try:
+                cluster.close(timeout=10)
+            except Exception:  # noqa: BLE001 - best effort at interpreter exit
+                pass
+        _embedded.clear()
+
+
+class DaskExecutor:
+    """Runs jobs as Dask futures on an embedded LocalCluster or an existing scheduler."""
+
+    name = "dask"
+
+    def __init__(self, address: str | None = None, n_workers: int = 2,
+                 connect_timeout: float = 5.0) -> None:
+        self.address = check_address(address) if address else None
+        self.n_workers = n_workers
+        self.connect_timeout = connect_timeout
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from distributed import Client
+
+            if self.address:
+                try:
+                    self._client = Client(self.address, timeout=self.connect_timeout,
+                                          set_as_default=False)
+                except (OSError, TimeoutError) as exc:
+                    raise ExecutorError(
+                        f"cannot reach the Dask scheduler at {self.address} within "
+                        f"{self.connect_timeout:g}s ({type(exc).__name__}); start it with "
+                        "`dask scheduler`, check the address, or run with --executor threads"
+                    ) from None
+            else:
+                self._client = Client(embedded_cluster(self.n_workers), set_as_default=False)
+        return self._client
+
+    def execute(self, jobs: Sequence[Job], emit: Emit, want: set[str],
+                cancel: threading.Event) -> Execution:
+        result = Execution()
+        if not jobs:
+            return result
+        client = self.client
+        run_id = jobs[0].run_id
+        topic = f"glasspane-{run_id}"
+        finished: set[str] = set()
+        lock = threading.Lock()
+
+        def handler(event: Any) -> None:
+            msg = event[1] if isinstance(event, tuple) else event
+            if msg.get("kind") == "task_finished" and msg.get("parent") is None:
+                with lock:
+                    finished.add(msg["node"])
+            emit(msg)
+
+        client.subscribe_topic(topic, handler)
+        futures: dict[str, Any] = {}
+        try:
+            for job in jobs:
+                resources = dict(job.task.options.resources) or None
+                futures[job.node_id] = client.submit(
+                    _dask_entry, job, topic, *[futures[d] for d in job.deps],
+                    key=job.dask_key, pure=False, resources=resources,
+                )
+            self._wait(futures, cancel)
+            if cancel.is_set():
+                client.cancel(list(futures.values()), force=True)
+                result.cancelled = True
+                return result
+            wanted = {n: f for n, f in futures.items() if n in want and f.status == "finished"}
+            if wanted:
+                for node_id, value in zip(wanted, client.gather(list(wanted.values()))):
+                    result.values[node_id] = value
+            expect: set[str] = set()
+            for node_id, future in futures.items():
+                if future.status == "finished":
+                    expect.add(node_id)
+                elif future.status == "error":
+                    exc = future.exception()
+                    if isinstance(exc, TaskFailed):
+                        if exc.node_id == node_id:
+                            expect.add(node_id)
+                    else:
+                        result.errors[node_id] = exc
+            # events travel beside the results: wait until each finished task has reported
+            deadline = time.monotonic() + _EVENT_GRACE
+            while time.monotonic() < deadline:
+                with lock:
+                    if expect <= finished:
+                        break
+                time.sleep(0.01)
+            return result
+        finally:
+            client.unsubscribe_topic(topic)
+
+    @staticmethod
+    def _wait(futures: Mapping[str, Any], cancel: threading.Event) -> None:
+        from distributed import wait
+
+        pending = list(futures.values())
+        while pending:
+            if cancel.is_set():
+                return
+            try:
+                wait(pending, timeout=0.5)
+            except TimeoutError:
+                pass
+            pending = [f for f in pending if f.status == "pending"]
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def _dask_entry(job: Job, topic: str, *dep_values: NodeValue) -> NodeValue:
+    """Runs on a Dask worker: the shared wrapper, reporting through the worker's events."""
+    from distributed import get_worker
+
+    worker = get_worker()
+
+    def emit(event: dict[str, Any]) -> None:
+        worker.log_event(topic, event)
+
+    def spawn(children: list[Job], deps: Mapping[str, NodeValue]) -> list[Any]:
+        from distributed import worker_client
+
+        with worker_client() as client:
+            futures = [client.submit(_dask_child, child, topic, dict(deps), key=child.dask_key,
+                                     pure=False) for child in children]
+            out: list[Any] = []
+            for future in futures:
+                try:
+                    out.append(future.result())
+                except Exception as exc:  # noqa: BLE001 - one result per child
+                    out.append(exc)
+            return out
+
+    return execute_job(job, dict(zip(job.deps, dep_values)), emit, spawn)
+
+
+def _dask_child(job: Job, topic: str, deps: dict[str, NodeValue]) -> NodeValue:
+    from distributed import get_worker
+
+    worker = get_worker()
+    return execute_job(job, deps, lambda event: worker.log_event(topic, event))

@@ -1,0 +1,98 @@
+"""What a finished run looks like to the caller: :class:`RunResult` and :class:`TaskResult`."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..types import SUCCEEDED
+
+
+@dataclass
+class TaskResult:
+    """One node's outcome in a run."""
+
+    node: str
+    task: str
+    state: str
+    cached: bool = False
+    attempts: int = 0
+    error: str | None = None
+    duration: float | None = None
+    note: str | None = None
+    parent: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "node": self.node, "task": self.task, "state": self.state, "cached": self.cached,
+            "attempts": self.attempts, "error": self.error, "duration": self.duration,
+            "note": self.note, "parent": self.parent,
+        }
+
+
+@dataclass
+class RunResult:
+    """The outcome of a run: its id, final state, every task, and the pipeline's output.
+
+    ``output`` is the pipeline's return value with task outputs filled in (``None`` when
+    the run did not succeed).
+    """
+
+    run_id: str
+    pipeline: str
+    state: str
+    tasks: list[TaskResult] = field(default_factory=list)
+    output: Any = None
+    error: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    resumed_from: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state == SUCCEEDED
+
+    def task(self, node: str) -> TaskResult:
+        for item in self.tasks:
+            if item.node == node:
+                return item
+        raise KeyError(f"run {self.run_id} has no node `{node}`")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape ``glasspane run --json`` prints."""
+        return {
+            "run_id": self.run_id, "pipeline": self.pipeline, "state": self.state,
+            "resumed_from": self.resumed_from, "params": jsonable(self.params),
+            "error": self.error, "tasks": [t.to_dict() for t in self.tasks],
+            "output": jsonable(self.output),
+        }
+
+
+def jsonable(value: Any, depth: int = 0) -> Any:
+    """A JSON-safe form of ``value``: containers kept, numpy scalars unwrapped, others summarised."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if depth > 20:
+        return repr(value)[:200]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v, depth + 1) for v in value]
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "shape", None) == ():
+        try:
+            return jsonable(item(), depth + 1)
+        except Exception:  # noqa: BLE001
+            pass
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        from ..artifacts import preview
+
+        summary = preview(value)
+        return {"type": f"{type(value).__module__}.{type(value).__qualname__}",
+                "preview": summary}

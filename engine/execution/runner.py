@@ -1,0 +1,305 @@
+"""The run loop: one function that takes a compiled graph to a recorded, finished run.
+
+It creates the run row, plans (cache hits and resumed outputs are resolved here, on the
+driver), hands the remaining jobs to the executor, records the events the jobs report in
+batches from one recorder thread, keeps the run's heartbeat, and sets the final state with
+compare-and-set so that a terminal state is never overwritten. Only this module's driver
+process writes to the metadata store.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..artifacts import ArtifactStore
+from ..dsl.tracing import Ref, substitute
+from ..graph import Graph
+from ..store import MetadataStore
+from ..types import (
+    CANCELLED, FAILED, RUNNING, SUCCEEDED, UPSTREAM_FAILED, ArtifactInfo,
+)
+from .executors.base import Execution, Executor
+from .planner import plan_run
+from .result import RunResult, TaskResult, jsonable
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+class Recorder:
+    """Drains events from a queue into the metadata store in batches, on its own thread."""
+
+    def __init__(self, store: MetadataStore, run_id: str, progress: Progress | None) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.progress = progress
+        self.queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self.finished: dict[str, dict[str, Any]] = {}
+        self.attempts: dict[str, int] = {}
+        self.skipped: dict[str, dict[str, Any]] = {}
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="glasspane-recorder",
+                                        daemon=True)
+        self._thread.start()
+
+    def emit(self, event: dict[str, Any]) -> None:
+        self.queue.put(event)
+
+    def _loop(self) -> None:
+        stop = False
+        while not stop:
+            batch = [self.queue.get()]
+            time.sleep(0.02)  # let a burst accumulate into one transaction
+            while True:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            if None in batch:
+                stop = True
+            flushes = [e["done"] for e in batch if e is not None and e["kind"] == "_flush"]
+            batch = [e for e in batch if e is not None and e["kind"] != "_flush"]
+            for event in batch:
+                if event["kind"] == "task_finished":
+                    self.finished[event["node"]] = event
+                elif event["kind"] == "task_started":
+                    self.attempts[event["node"]] = event["attempt"]
+                elif event["kind"] == "task_skipped":
+                    self.skipped[event["node"]] = event
+            if batch:
+                try:
+                    self.store.record_events(self.run_id, batch)
+                except Exception as exc:  # noqa: BLE001 - surfaced by close()
+                    self.error = exc
+            for done in flushes:
+                done.set()
+            if self.progress is not None and batch:
+                for event in batch:
+                    try:
+                        self.progress(event)
+                    except Exception:  # noqa: BLE001 - a display must not break a run
+                        pass
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+class Heartbeat:
+    """Touches the run's heartbeat; sets ``lost`` when the run was ended by someone else."""
+
+    def __init__(self, store: MetadataStore, run_id: str, interval: float,
+                 on_lost: Callable[[], None]) -> None:
+        self._stop = threading.Event()
+        self.lost = False
+
+        def beat() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    alive = store.heartbeat(run_id)
+                except Exception:  # noqa: BLE001 - a transient DB error must not kill a run
+                    continue
+                if not alive:
+                    self.lost = True
+                    on_lost()
+                    return
+
+        self._thread = threading.Thread(target=beat, name="glasspane-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def execute_run(
+    graph: Graph,
+    *,
+    store: MetadataStore,
+    artifacts: ArtifactStore,
+    executor: Executor,
+    pipeline_ref: str | None,
+    params: Mapping[str, Any],
+    trigger: str = "manual",
+    resumed_from: str | None = None,
+    reuse: Mapping[str, list[ArtifactInfo]] | None = None,
+    progress: Progress | None = None,
+    heartbeat_interval: float = 5.0,
+    run_id: str | None = None,
+) -> RunResult:
+    """Run ``graph`` to a terminal state and return its :class:`RunResult`."""
+    run_id = run_id or new_run_id()
+    version_id = store.ensure_pipeline_version(graph.pipeline, graph.version_hash,
+                                               graph.to_json())
+    store.create_run(
+        run_id=run_id, pipeline_name=graph.pipeline, version_id=version_id,
+        pipeline_ref=pipeline_ref, params=jsonable(dict(params)), executor=executor.name,
+        trigger=trigger, resumed_from=resumed_from,
+        nodes=[(node.id, node.task.name) for node in graph],
+    )
+    store.set_run_state(run_id, RUNNING)
+    if progress is not None:
+        progress({"kind": "run_started", "run_id": run_id, "nodes": len(graph)})
+    cancel = threading.Event()
+    recorder = Recorder(store, run_id, progress)
+    heartbeat = Heartbeat(store, run_id, heartbeat_interval, cancel.set)
+    execution = Execution()
+    interrupted: BaseException | None = None
+    try:
+        plan = plan_run(graph, run_id, artifacts, reuse)
+        for event in plan.events:
+            recorder.emit(event)
+        if plan.jobs:
+            want = {r.node for r in graph.output_refs()} - set(plan.resolved)
+            execution = executor.execute(plan.jobs, recorder.emit, want, cancel)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        cancel.set()
+        execution.cancelled = True
+        interrupted = exc
+    except Exception as exc:  # noqa: BLE001 - an engine error ends the run as failed
+        execution.errors["<run>"] = exc
+    finally:
+        heartbeat.stop()
+    cancelled = execution.cancelled or cancel.is_set()
+    _settle(graph, recorder, execution, cancelled)
+    recorder.close()
+    result = _result(graph, run_id, recorder, execution, artifacts, plan_resolved(recorder),
+                     cancelled, params, resumed_from)
+    if heartbeat.lost:
+        result.state = store.get_run(run_id)["state"]
+    else:
+        store.set_run_state(run_id, result.state, error=result.error,
+                            output=jsonable(result.output))
+    if interrupted is not None:
+        raise interrupted
+    return result
+
+
+def plan_resolved(recorder: Recorder) -> dict[str, list[ArtifactInfo]]:
+    """Outputs of every node that finished successfully, from its task_finished event."""
+    return {
+        node: [ArtifactInfo.from_dict(o["artifact"]) for o in event["outputs"]]
+        for node, event in recorder.finished.items()
+        if event["state"] == SUCCEEDED and event.get("parent") is None
+    }
+
+
+def _settle(graph: Graph, recorder: Recorder, execution: Execution, cancelled: bool) -> None:
+    """Give every node that reported no outcome its final state, driver-side."""
+    _drain_barrier(recorder)
+    failed: set[str] = set()
+    for node in graph:
+        event = recorder.finished.get(node.id)
+        if event is not None:
+            if event["state"] != SUCCEEDED:
+                failed.add(node.id)
+            continue
+        now = time.time()
+        if any(u in failed for u in node.upstream):
+            state, error = UPSTREAM_FAILED, "an upstream task failed"
+            failed.add(node.id)
+        elif cancelled:
+            state, error = CANCELLED, "the run was cancelled"
+            failed.add(node.id)
+        else:
+            exc = execution.errors.get(node.id) or execution.errors.get("<run>")
+            state = FAILED
+            error = (f"{type(exc).__name__}: {exc}" if exc is not None
+                     else "the executor reported no outcome for this task")
+            failed.add(node.id)
+            recorder.emit({
+                "kind": "task_finished", "node": node.id, "task": node.task.name,
+                "state": state, "cached": False, "cache_key": None,
+                "attempts": recorder.attempts.get(node.id, 0), "started": None, "ended": now,
+                "error": error, "traceback": None, "stdout": "", "stderr": "", "log_tail": "",
+                "note": None, "parent": None, "map_index": node.map_index, "inputs": [],
+                "outputs": [], "metrics": [], "params": [],
+            })
+            continue
+        recorder.emit({"kind": "task_skipped", "node": node.id, "task": node.task.name,
+                       "state": state, "ts": now, "error": error})
+    _drain_barrier(recorder)
+
+
+def _drain_barrier(recorder: Recorder) -> None:
+    """Wait until every event queued so far has been processed by the recorder thread."""
+    done = threading.Event()
+    recorder.queue.put({"kind": "_flush", "done": done})
+    done.wait(timeout=60)
+
+
+def _result(graph: Graph, run_id: str, recorder: Recorder, execution: Execution,
+            artifacts: ArtifactStore, resolved: dict[str, list[ArtifactInfo]],
+            cancelled: bool, params: Mapping[str, Any], resumed_from: str | None) -> RunResult:
+    tasks: list[TaskResult] = []
+    states: dict[str, str] = {}
+    for node_id, event in recorder.finished.items():
+        if event.get("parent") is not None:
+            tasks.append(_task_result(event))
+    static = []
+    for node in graph:
+        event = recorder.finished.get(node.id)
+        if event is not None:
+            static.append(_task_result(event))
+        else:
+            skipped = recorder.skipped.get(node.id, {})
+            static.append(TaskResult(node.id, node.task.name, skipped.get("state", CANCELLED),
+                                     False, recorder.attempts.get(node.id, 0),
+                                     skipped.get("error")))
+        states[node.id] = static[-1].state
+    children = {t.parent: [] for t in tasks}  # type: dict[str | None, list[TaskResult]]
+    for t in tasks:
+        children[t.parent].append(t)
+    ordered: list[TaskResult] = []
+    for t in static:
+        ordered.append(t)
+        ordered.extend(sorted(children.get(t.node, []), key=lambda c: _map_pos(c.node)))
+    if cancelled:
+        state = CANCELLED
+    elif all(s == SUCCEEDED for s in states.values()):
+        state = SUCCEEDED
+    else:
+        state = FAILED
+    error = None
+    if state == FAILED:
+        bad = [t for t in static if t.state not in (SUCCEEDED, UPSTREAM_FAILED)]
+        error = "; ".join(f"task `{t.node}` {t.state}: {t.error}" for t in bad[:5]) or None
+    elif state == CANCELLED:
+        error = "the run was cancelled"
+    output = None
+    if state == SUCCEEDED:
+        def value_of(ref: Ref) -> Any:
+            if ref.node in execution.values:
+                return execution.values[ref.node].output(ref.output)
+            return artifacts.get(resolved[ref.node][ref.output or 0])
+
+        output = substitute(graph.output, value_of)
+    return RunResult(run_id, graph.pipeline, state, ordered, output, error, dict(params),
+                     resumed_from)
+
+
+def _map_pos(node_id: str) -> int:
+    try:
+        return int(node_id.rsplit("[", 1)[1].rstrip("]"))
+    except (IndexError, ValueError):
+        return 0
+
+
+def _task_result(event: dict[str, Any]) -> TaskResult:
+    duration = None
+    if event.get("started") and event.get("ended"):
+        duration = round(event["ended"] - event["started"], 6)
+    return TaskResult(event["node"], event["task"], event["state"], bool(event["cached"]),
+                      int(event.get("attempts") or 0), event.get("error"), duration,
+                      event.get("note"), event.get("parent"))
+

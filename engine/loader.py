@@ -1,0 +1,151 @@
+"""Finding a pipeline from a reference: ``path/to/file.py:attr`` or ``package.module:attr``.
+
+A pipeline loaded from a file path is registered with cloudpickle to be pickled by value,
+so Dask workers that cannot import that path still run its tasks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .dsl.pipeline import PipelineDef
+from .errors import DefinitionError
+
+
+class UserCodeError(DefinitionError):
+    """Importing the user's module raised; ``user_traceback`` holds their traceback."""
+
+    def __init__(self, message: str, user_traceback: str) -> None:
+        super().__init__(message)
+        self.user_traceback = user_traceback
+
+
+def load_pipeline(ref: str) -> PipelineDef[Any, Any]:
+    """Import and return the pipeline named by ``ref``."""
+    target, sep, attr = ref.rpartition(":")
+    if not sep or not target or not attr:
+        raise DefinitionError(
+            f"pipeline reference `{ref}` is not of the form FILE.py:NAME or module:NAME; "
+            "for example examples/retrain.py:retrain"
+        )
+    if target.endswith(".py") or os.sep in target or "/" in target:
+        module = _load_file(Path(target))
+    else:
+        module = _import(target)
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        names = sorted(n for n, v in vars(module).items() if isinstance(v, PipelineDef))
+        raise DefinitionError(
+            f"`{target}` has no attribute `{attr}`; pipelines defined there: "
+            f"{', '.join(names) or 'none'}"
+        ) from None
+    if not isinstance(obj, PipelineDef):
+        raise DefinitionError(
+            f"`{ref}` is a {type(obj).__name__}, not a pipeline; decorate it with @pipeline"
+        )
+    obj.ref = canonical_ref(ref)
+    return obj
+
+
+def canonical_ref(ref: str) -> str:
+    """Make a file reference absolute so the run can be retried from any directory."""
+    target, _, attr = ref.rpartition(":")
+    if target.endswith(".py") or "/" in target:
+        return f"{Path(target).resolve()}:{attr}"
+    return ref
+
+
+def ref_for(pipeline: PipelineDef[Any, Any]) -> str | None:
+    """A reference that imports ``pipeline`` again, if there is one."""
+    if pipeline.ref:
+        return pipeline.ref
+    module = sys.modules.get(pipeline.fn.__module__)
+    qualname = pipeline.fn.__qualname__
+    if module is None or "<locals>" in qualname:
+        return None
+    if pipeline.fn.__module__ == "__main__" or _is_by_value(module):
+        path = getattr(module, "__file__", None)
+        return f"{Path(path).resolve()}:{qualname}" if path else None
+    return f"{pipeline.fn.__module__}:{qualname}"
+
+
+def _is_by_value(module: Any) -> bool:
+    return bool(getattr(module, "__glasspane_by_value__", False))
+
+
+def _load_file(path: Path) -> Any:
+    resolved = path.expanduser().resolve()
+    if not resolved.is_file():
+        raise DefinitionError(
+            f"pipeline file `{path}` does not exist (looked in {resolved.parent}); "
+            "check the path, relative to the current directory"
+        )
+    name = f"glasspane_user.{resolved.stem}_{abs(hash(str(resolved))) % 10**8}"
+    name = resolved.stem if resolved.stem.isidentifier() else name
+    existing = sys.modules.get(name)
+    if existing is not None and getattr(existing, "__file__", None) == str(resolved):
+        return existing
+    spec = importlib.util.spec_from_file_location(name, resolved)
+    if spec is None or spec.loader is None:
+        raise DefinitionError(f"cannot load `{path}` as a Python module; is it a .py file?")
+    module = importlib.util.module_from_spec(spec)
+    module.__glasspane_by_value__ = True  # type: ignore[attr-defined]
+    sys.modules[name] = module
+    sys.path.insert(0, str(resolved.parent))
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise UserCodeError(
+            f"importing `{path}` raised {type(exc).__name__}: {exc}; fix the error in your "
+            "module (traceback above)",
+            _user_traceback(exc, str(resolved)),
+        ) from exc
+    finally:
+        try:
+            sys.path.remove(str(resolved.parent))
+        except ValueError:
+            pass
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)
+    return module
+
+
+def _import(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and name.startswith(exc.name):
+            raise DefinitionError(
+                f"cannot import module `{name}` ({exc}); check the name, install the package, "
+                "or pass a file path such as path/to/pipeline.py:NAME"
+            ) from None
+        raise UserCodeError(
+            f"importing `{name}` raised {type(exc).__name__}: {exc}; fix the import in your "
+            "module (traceback above)", _user_traceback(exc, None)) from exc
+    except Exception as exc:
+        raise UserCodeError(
+            f"importing `{name}` raised {type(exc).__name__}: {exc}; fix the error in your "
+            "module (traceback above)", _user_traceback(exc, None)) from exc
+
+
+def _user_traceback(exc: BaseException, path: str | None) -> str:
+    """The traceback from the first frame in the user's code, without glasspane's frames."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    start = 0
+    for i, frame in enumerate(frames):
+        if "importlib" not in frame.filename and not frame.filename.endswith("loader.py"):
+            start = i
+            break
+    lines = ["Traceback (most recent call last):\n"]
+    lines += traceback.format_list(frames[start:])
+    lines += traceback.format_exception_only(type(exc), exc)
+    return "".join(lines)
