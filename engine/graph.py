@@ -132,6 +132,8 @@ class Graph:
         for node in self.nodes.values():
             hints = _hints(node.task.fn)
             for arg, refs in node.refs.items():
+                if arg == node.expand_arg:  # elements of the list, known at run time
+                    continue
                 expected = hints.get(arg)
                 if not isinstance(expected, type) or expected is object:
                     continue

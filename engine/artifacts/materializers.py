@@ -123,8 +123,13 @@ def _same_frame(a: Any, b: Any) -> bool:
 
 
 def _same_index(a: Any, b: Any) -> bool:
+    import pandas as pd
+
+    def kind(index: Any) -> type:  # columns 0..n-1 come back as Index, not RangeIndex: alike
+        return pd.Index if isinstance(index, pd.RangeIndex) else type(index)
+
     return (
-        type(a) is type(b)
+        kind(a) is kind(b)
         and a.dtype == b.dtype
         and list(a.names) == list(b.names)
         and a.equals(b)
@@ -300,9 +305,8 @@ def dump(value: Any, *, where: str = "") -> tuple[Materializer, bytes]:
 
 
 def _unserializable(value: Any, where: str, name: str, exc: Exception | None) -> Exception:
-    kind = type_name(value)
     short = type(value).__qualname__
-    subject = f"{where} returned `{kind}`, which" if where else f"a value of type `{kind}`"
+    subject = f"{where} returned `{short}`, which" if where else f"a value of type `{short}`"
     cause = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
     return SerializationError(
         f"{subject} cannot be serialized by materializer `{name}`{cause}; return a picklable "
@@ -321,7 +325,7 @@ def _safe_repr(value: Any) -> str:
     try:
         return _truncate(repr(value))
     except Exception:
-        return f"<{type(value).__qualname__} object>"
+        return f"<{type(value).__name__} object>"
 
 
 def _json_safe(value: Any) -> Any:
@@ -373,4 +377,4 @@ def preview(value: Any) -> Any:
             return {"len": len(value), "repr": _safe_repr(value)}
         return {"repr": _safe_repr(value)}
     except Exception:
-        return {"repr": f"<{type(value).__qualname__} object>"}
+        return {"repr": f"<{type(value).__name__} object>"}

@@ -81,7 +81,7 @@ class LiveProgress:
 def run_table(run: dict[str, Any]) -> Table:
     table = Table(title=f"run {run['run_id']} · {run['pipeline']} · {run['state']}",
                   title_justify="left")
-    for column in ("node", "task", "state", "cached", "attempts", "time", "error"):
+    for column in ("node", "task", "state", "cached", "attempts", "time", "error / note"):
         table.add_column(column, overflow="fold")
     for task in run["tasks"]:
         duration = task.get("duration")

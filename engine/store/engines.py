@@ -46,6 +46,7 @@ class Engines:
 
     write: Engine
     read: Engine
+    in_memory: bool = False
 
     def dispose(self) -> None:
         self.write.dispose()
@@ -191,7 +192,7 @@ def open_engines(url: str) -> Engines:
             return Engines(write=engine, read=engine)
         write = sqlite_engine(parsed, begin="BEGIN IMMEDIATE")
         if sqlite_path(parsed) is None:
-            return Engines(write=write, read=write)
+            return Engines(write=write, read=write, in_memory=True)
         return Engines(write=write, read=sqlite_engine(parsed, begin="BEGIN"))
     except ConfigError:
         raise

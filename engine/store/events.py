@@ -175,17 +175,18 @@ class EventWriter:
         if state in TERMINAL_STATES:
             return
         attempt = int(event["attempt"])
-        values = {"state": event["state"], "ended_at": utc(event["ts"]),
-                  "error": tail(event.get("error"))}
+        values = {
+            "state": event["state"],
+            "ended_at": utc(event["ts"]),
+            "error": tail(event.get("error")),
+        }
         attempt_id = self._attempt_id(task_run_id, attempt)
         if attempt_id is None:
             self.conn.execute(
                 insert(AttemptRow).values(task_run_id=task_run_id, attempt=attempt, **values)
             )
         else:
-            self.conn.execute(
-                update(AttemptRow).where(AttemptRow.id == attempt_id).values(values)
-            )
+            self.conn.execute(update(AttemptRow).where(AttemptRow.id == attempt_id).values(values))
 
     def _task_finished(self, event: dict[str, Any]) -> None:
         started, ended = event.get("started"), event["ended"]
@@ -214,24 +215,40 @@ class EventWriter:
             return
         for direction, key in (("input", "inputs"), ("output", "outputs")):
             for item in event.get(key) or ():
-                self.edges.append({
-                    "task_run_id": task_run_id,
-                    "artifact_id": self._artifact_id(item["artifact"]),
-                    "direction": direction,
-                    "name": str(item["name"]),
-                })
+                self.edges.append(
+                    {
+                        "task_run_id": task_run_id,
+                        "artifact_id": self._artifact_id(item["artifact"]),
+                        "direction": direction,
+                        "name": str(item["name"]),
+                    }
+                )
         for metric in event.get("metrics") or ():
-            self.metrics.append({
-                "run_id": self.run_id, "task_run_id": task_run_id, "kind": "metric",
-                "key": metric["key"], "value": metric["value"], "value_json": None,
-                "step": metric.get("step"), "ts": utc(metric.get("ts", ended)),
-            })
+            self.metrics.append(
+                {
+                    "run_id": self.run_id,
+                    "task_run_id": task_run_id,
+                    "kind": "metric",
+                    "key": metric["key"],
+                    "value": metric["value"],
+                    "value_json": None,
+                    "step": metric.get("step"),
+                    "ts": utc(metric.get("ts", ended)),
+                }
+            )
         for param in event.get("params") or ():
-            self.metrics.append({
-                "run_id": self.run_id, "task_run_id": task_run_id, "kind": "param",
-                "key": param["key"], "value": None, "value_json": param["value"],
-                "step": None, "ts": utc(ended),
-            })
+            self.metrics.append(
+                {
+                    "run_id": self.run_id,
+                    "task_run_id": task_run_id,
+                    "kind": "param",
+                    "key": param["key"],
+                    "value": None,
+                    "value_json": param["value"],
+                    "step": None,
+                    "ts": utc(ended),
+                }
+            )
 
     def _task_skipped(self, event: dict[str, Any]) -> None:
         values = {"ended_at": utc(event["ts"]), "error": tail(event.get("error"))}
@@ -291,4 +308,4 @@ class EventWriter:
 def require_run(conn: Connection, run_id: str) -> None:
     """Raise :class:`NotFound` when no run has exactly the id ``run_id``."""
     if conn.execute(select(RunRow.id).where(RunRow.id == run_id)).first() is None:
-        raise NotFound(f"no run `{run_id}` to record events for; create it with create_run first")
+        raise NotFound(f"no run `{run_id}`; create it with create_run first")

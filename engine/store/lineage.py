@@ -70,8 +70,7 @@ class LineageWalk:
             "root": {"run_id": root.run_id, "node": root.node_id, "task": root.task_name},
             "direction": direction,
             "task_runs": [
-                {k: v for k, v in entry.items() if k != "key"}
-                for entry in self.task_runs.values()
+                {k: v for k, v in entry.items() if k != "key"} for entry in self.task_runs.values()
             ],
             "artifacts": [self._artifact_entry(i, a) for i, a in self.artifacts.items()],
             "edges": [{"from": src, "to": dst} for src, dst in self.edges],
@@ -168,8 +167,9 @@ class LineageWalk:
         todo = [i for i in artifact_ids if i not in self.producers]
         for part in chunks(todo):
             rows = self.conn.execute(
-                select(LineageEdgeRow.artifact_id, TaskRunRow.id, TaskRunRow.run_id,
-                       TaskRunRow.node_id)
+                select(
+                    LineageEdgeRow.artifact_id, TaskRunRow.id, TaskRunRow.run_id, TaskRunRow.node_id
+                )
                 .join(TaskRunRow, TaskRunRow.id == LineageEdgeRow.task_run_id)
                 .where(LineageEdgeRow.artifact_id.in_(part), LineageEdgeRow.direction == "output")
                 .order_by(LineageEdgeRow.artifact_id, TaskRunRow.cached, TaskRunRow.id)
@@ -199,9 +199,15 @@ class LineageWalk:
         }
 
     def _no_node(self, run_id: str, node_id: str) -> str:
-        nodes = self.conn.execute(
-            select(TaskRunRow.node_id).where(TaskRunRow.run_id == run_id).order_by(TaskRunRow.id)
-        ).scalars().all()
+        nodes = (
+            self.conn.execute(
+                select(TaskRunRow.node_id)
+                .where(TaskRunRow.run_id == run_id)
+                .order_by(TaskRunRow.id)
+            )
+            .scalars()
+            .all()
+        )
         if not nodes:
             return f"no task `{node_id}` in run `{run_id}`: the run has no task runs recorded"
         shown = ", ".join(nodes[:10]) + (f" and {len(nodes) - 10} more" if len(nodes) > 10 else "")

@@ -20,37 +20,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import ConfigError, NotFound
-from ..types import CRASHED, PENDING, RUNNING, STATES, TERMINAL_STATES, ArtifactInfo
-from . import queries
+from ..errors import ConfigError
+from ..types import STATES, ArtifactInfo
+from . import lifecycle, queries
 from .engines import describe, mask_url, open_engines, open_error
-from .events import EventWriter, check_events, require_run, tail
+from .events import EventWriter, check_events, require_run
 from .lineage import LineageWalk
 from .migrate import upgrade
-from .models import (
-    RUN_ID_LENGTH,
-    AttemptRow,
-    PipelineRow,
-    PipelineVersionRow,
-    RunRow,
-    TaskRunRow,
-)
+from .models import RUN_ID_LENGTH
 
 T = TypeVar("T")
 
 # A write that loses an insert race (another process inserted the same unique key first) is
 # retried from scratch; the next attempt finds the other process's row.
 _WRITE_RETRIES = 3
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class MetadataStore:
@@ -69,8 +57,8 @@ class MetadataStore:
         self.url = url
         self._engines = open_engines(url)
         try:
-            memory = self._engines.read is self._engines.write and url.startswith("sqlite")
-            upgrade(url, engine=self._engines.write if memory else None)
+            # An in-memory database exists only on the store's own connection.
+            upgrade(url, engine=self._engines.write if self._engines.in_memory else None)
         except ConfigError:
             self._engines.dispose()
             raise
@@ -98,14 +86,15 @@ class MetadataStore:
 
     def _write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one write transaction, retrying when it loses an insert race."""
-        for attempt in range(_WRITE_RETRIES):
+        attempt = 1
+        while True:
             try:
                 with self._engines.write.begin() as conn:
                     return work(conn)
             except IntegrityError:
-                if attempt == _WRITE_RETRIES - 1:
+                if attempt == _WRITE_RETRIES:
                     raise
-        raise AssertionError("unreachable")  # pragma: no cover
+                attempt += 1
 
     # ---- writes (the run driver only) --------------------------------------------------------
 
@@ -119,33 +108,9 @@ class MetadataStore:
             version_hash: the structural hash of its compiled graph.
             graph_json: the graph as JSON, stored with a new version only.
         """
-
-        def work(conn: Connection) -> int:
-            pipeline_id = conn.execute(
-                select(PipelineRow.id).where(PipelineRow.name == name)
-            ).scalar()
-            if pipeline_id is None:
-                pipeline_id = conn.execute(
-                    insert(PipelineRow).values(name=name, created_at=_now())
-                ).inserted_primary_key[0]
-            version_id = conn.execute(
-                select(PipelineVersionRow.id).where(
-                    PipelineVersionRow.pipeline_id == pipeline_id,
-                    PipelineVersionRow.hash == version_hash,
-                )
-            ).scalar()
-            if version_id is None:
-                version_id = conn.execute(
-                    insert(PipelineVersionRow).values(
-                        pipeline_id=pipeline_id,
-                        hash=version_hash,
-                        graph_json=graph_json,
-                        created_at=_now(),
-                    )
-                ).inserted_primary_key[0]
-            return int(version_id)
-
-        return self._write(work)
+        return self._write(
+            lambda conn: lifecycle.ensure_pipeline_version(conn, name, version_hash, graph_json)
+        )
 
     def create_run(
         self,
@@ -175,53 +140,27 @@ class MetadataStore:
 
         Raises:
             ValueError: ``run_id`` is empty, too long or already used.
-            NotFound: ``version_id`` does not exist.
+            NotFound: ``version_id`` or the ``resumed_from`` run does not exist.
         """
         if not run_id or len(run_id) > RUN_ID_LENGTH:
             raise ValueError(
                 f"run id `{run_id}` must have 1 to {RUN_ID_LENGTH} characters; "
                 "generate ids with uuid4().hex"
             )
-
-        def work(conn: Connection) -> None:
-            pipeline_id = conn.execute(
-                select(PipelineVersionRow.pipeline_id).where(PipelineVersionRow.id == version_id)
-            ).scalar()
-            if pipeline_id is None:
-                raise NotFound(
-                    f"no pipeline version {version_id} for run `{run_id}`; "
-                    "get one from ensure_pipeline_version first"
-                )
-            if conn.execute(select(RunRow.id).where(RunRow.id == run_id)).first() is not None:
-                raise ValueError(f"run id `{run_id}` is already used; generate a fresh one")
-            now = _now()
-            conn.execute(
-                insert(RunRow).values(
-                    id=run_id,
-                    pipeline_id=pipeline_id,
-                    version_id=version_id,
-                    pipeline_name=pipeline_name,
-                    pipeline_ref=pipeline_ref,
-                    params=params,
-                    state=PENDING,
-                    trigger=trigger,
-                    resumed_from=resumed_from,
-                    executor=executor,
-                    created_at=now,
-                    heartbeat_at=now,
-                )
+        self._write(
+            lambda conn: lifecycle.create_run(
+                conn,
+                run_id=run_id,
+                version_id=version_id,
+                nodes=nodes,
+                pipeline_name=pipeline_name,
+                pipeline_ref=pipeline_ref,
+                params=params,
+                executor=executor,
+                trigger=trigger,
+                resumed_from=resumed_from,
             )
-            if nodes:
-                conn.execute(
-                    insert(TaskRunRow),
-                    [
-                        {"run_id": run_id, "node_id": node, "task_name": task,
-                         "state": PENDING, "attempts": 0, "cached": False}
-                        for node, task in nodes
-                    ],
-                )
-
-        self._write(work)
+        )
 
     def set_run_state(
         self, run_id: str, state: str, *, error: str | None = None, output: Any = None
@@ -229,7 +168,11 @@ class MetadataStore:
         """Move a run to ``state`` unless it is already terminal (compare-and-set).
 
         Sets ``started_at`` on the first move to ``running`` and ``ended_at`` on a terminal
-        state; ``error`` and ``output`` are stored when given.
+        state; ``error`` and ``output`` (JSON-serializable) are stored when given.
+
+        Args:
+            run_id: the run's full id (writes take no prefixes).
+            state: one of :data:`glasspane.types.STATES`.
 
         Returns:
             True if the run changed; False if it is terminal already or does not exist.
@@ -239,22 +182,9 @@ class MetadataStore:
         """
         if state not in STATES:
             raise ValueError(f"unknown run state `{state}`; use one of {', '.join(STATES)}")
-        now = _now()
-        values: dict[str, Any] = {"state": state}
-        if state == RUNNING:
-            values["started_at"] = func.coalesce(RunRow.started_at, now)
-        if state in TERMINAL_STATES:
-            values["ended_at"] = now
-        if error is not None:
-            values["error"] = tail(error)
-        if output is not None:
-            values["output"] = output
-        statement = (
-            update(RunRow)
-            .where(RunRow.id == run_id, RunRow.state.not_in(TERMINAL_STATES))
-            .values(values)
+        return self._write(
+            lambda conn: lifecycle.set_run_state(conn, run_id, state, error=error, output=output)
         )
-        return self._write(lambda conn: conn.execute(statement).rowcount == 1)
 
     def heartbeat(self, run_id: str) -> bool:
         """Record that the driver of ``run_id`` is alive.
@@ -263,12 +193,7 @@ class MetadataStore:
             False when the run is terminal (for instance swept as crashed by
             :meth:`mark_crashed`) or unknown: the driver should stop.
         """
-        statement = (
-            update(RunRow)
-            .where(RunRow.id == run_id, RunRow.state.not_in(TERMINAL_STATES))
-            .values(heartbeat_at=_now())
-        )
-        return self._write(lambda conn: conn.execute(statement).rowcount == 1)
+        return self._write(lambda conn: lifecycle.heartbeat(conn, run_id))
 
     def record_events(self, run_id: str, events: list[dict]) -> None:
         """Apply a batch of task events of one run in ONE transaction.
@@ -301,51 +226,7 @@ class MetadataStore:
         Returns:
             The ids of the runs this call marked crashed.
         """
-        cutoff = _now() - timedelta(seconds=stale_after)
-
-        def work(conn: Connection) -> list[str]:
-            stale = conn.execute(
-                select(RunRow.id).where(
-                    RunRow.state.in_((PENDING, RUNNING)),
-                    func.coalesce(RunRow.heartbeat_at, RunRow.created_at) < cutoff,
-                ).order_by(RunRow.created_at)
-            ).scalars().all()
-            now = _now()
-            error = (
-                f"no heartbeat for more than {stale_after:g}s: the process driving the run "
-                "stopped (killed, crashed or lost its machine); resume it with "
-                "`glasspane runs resume <run id>` or start a new run"
-            )
-            crashed = []
-            for run_id in stale:
-                changed = conn.execute(
-                    update(RunRow)
-                    .where(RunRow.id == run_id, RunRow.state.in_((PENDING, RUNNING)))
-                    .values(state=CRASHED, ended_at=now, error=error)
-                ).rowcount
-                if not changed:
-                    continue
-                crashed.append(run_id)
-                task_runs = select(TaskRunRow.id).where(TaskRunRow.run_id == run_id)
-                conn.execute(
-                    update(AttemptRow)
-                    .where(
-                        AttemptRow.task_run_id.in_(task_runs),
-                        AttemptRow.state == RUNNING,
-                    )
-                    .values(state=CRASHED, ended_at=now)
-                )
-                conn.execute(
-                    update(TaskRunRow)
-                    .where(
-                        TaskRunRow.run_id == run_id,
-                        TaskRunRow.state.not_in(TERMINAL_STATES),
-                    )
-                    .values(state=CRASHED, ended_at=now)
-                )
-            return crashed
-
-        return self._write(work)
+        return self._write(lambda conn: lifecycle.mark_crashed(conn, stale_after))
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -437,6 +318,3 @@ class MetadataStore:
         with self._read() as conn:
             full_id = queries.resolve_run_id(conn, run_id)
             return LineageWalk(conn).run(full_id, node_id, direction, depth)
-
-
-__all__ = ["MetadataStore", "NotFound"]

@@ -122,9 +122,7 @@ class RunRow(Base):
     params: Mapped[Any] = mapped_column(JSONValue)
     state: Mapped[str] = mapped_column(String(32), index=True)
     trigger: Mapped[str] = mapped_column(String(32))
-    resumed_from: Mapped[str | None] = mapped_column(
-        ForeignKey("runs.id", ondelete="SET NULL")
-    )
+    resumed_from: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     executor: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -168,9 +166,7 @@ class AttemptRow(Base):
     __table_args__ = (UniqueConstraint("task_run_id", "attempt"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    task_run_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("task_runs.id", ondelete="CASCADE")
-    )
+    task_run_id: Mapped[int] = mapped_column(BigId, ForeignKey("task_runs.id", ondelete="CASCADE"))
     attempt: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -44,12 +44,16 @@ def resolve_run_id(conn: Connection, run_id: str) -> str:
             f"no run `{run_id}`; give the full id or at least {MIN_PREFIX} characters of it, "
             f"{_LIST_HINT}"
         )
-    matches = conn.execute(
-        select(RunRow.id)
-        .where(RunRow.id.startswith(run_id, autoescape=True))
-        .order_by(RunRow.id)
-        .limit(11)
-    ).scalars().all()
+    matches = (
+        conn.execute(
+            select(RunRow.id)
+            .where(RunRow.id.startswith(run_id, autoescape=True))
+            .order_by(RunRow.id)
+            .limit(11)
+        )
+        .scalars()
+        .all()
+    )
     if not matches:
         raise NotFound(f"no run `{run_id}`; {_LIST_HINT}")
     if len(matches) > 1:
@@ -140,8 +144,13 @@ def get_run(conn: Connection, run_id: str) -> dict[str, Any]:
     metrics: dict[int, dict[str, Any]] = defaultdict(dict)
     params: dict[int, dict[str, Any]] = defaultdict(dict)
     rows = conn.execute(
-        select(MetricRow.task_run_id, MetricRow.kind, MetricRow.key, MetricRow.value,
-               MetricRow.value_json)
+        select(
+            MetricRow.task_run_id,
+            MetricRow.kind,
+            MetricRow.key,
+            MetricRow.value,
+            MetricRow.value_json,
+        )
         .where(MetricRow.run_id == run_id)
         .order_by(MetricRow.id)
     )
@@ -210,8 +219,9 @@ def artifact_edges(conn: Connection, run_id: str) -> dict[int, dict[str, list[di
     Outputs are ordered by output index, inputs by the order they were recorded.
     """
     rows = conn.execute(
-        select(LineageEdgeRow.task_run_id, LineageEdgeRow.direction, LineageEdgeRow.name,
-               ArtifactRow)
+        select(
+            LineageEdgeRow.task_run_id, LineageEdgeRow.direction, LineageEdgeRow.name, ArtifactRow
+        )
         .join(ArtifactRow, ArtifactRow.id == LineageEdgeRow.artifact_id)
         .join(TaskRunRow, TaskRunRow.id == LineageEdgeRow.task_run_id)
         .where(TaskRunRow.run_id == run_id)
@@ -271,8 +281,15 @@ def metrics(conn: Connection, run_id: str) -> list[dict[str, Any]]:
     """Every metric and param row of a run, in the order they were recorded."""
     run_id = resolve_run_id(conn, run_id)
     rows = conn.execute(
-        select(TaskRunRow.node_id, MetricRow.kind, MetricRow.key, MetricRow.value,
-               MetricRow.value_json, MetricRow.step, MetricRow.ts)
+        select(
+            TaskRunRow.node_id,
+            MetricRow.kind,
+            MetricRow.key,
+            MetricRow.value,
+            MetricRow.value_json,
+            MetricRow.step,
+            MetricRow.ts,
+        )
         .outerjoin(TaskRunRow, TaskRunRow.id == MetricRow.task_run_id)
         .where(MetricRow.run_id == run_id)
         .order_by(MetricRow.id)

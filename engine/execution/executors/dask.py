@@ -51,7 +51,7 @@ def embedded_cluster(n_workers: int) -> Any:
 
             cluster = LocalCluster(
                 n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None, silence_logs=40, death_timeout=10,
+                dashboard_address=None, silence_logs=50, death_timeout=10,
             )
             _embedded[n_workers] = cluster
             atexit.register(_close_embedded)
@@ -126,7 +126,7 @@ class DaskExecutor:
                     _dask_entry, job, topic, *[futures[d] for d in job.deps],
                     key=job.dask_key, pure=False, resources=resources,
                 )
-            self._wait(futures, cancel)
+            self._wait(client, futures, cancel)
             if cancel.is_set():
                 client.cancel(list(futures.values()), force=True)
                 result.cancelled = True
@@ -158,15 +158,16 @@ class DaskExecutor:
             client.unsubscribe_topic(topic)
 
     @staticmethod
-    def _wait(futures: Mapping[str, Any], cancel: threading.Event) -> None:
-        from distributed import wait
+    def _wait(client: Any, futures: Mapping[str, Any], cancel: threading.Event) -> None:
+        # distributed.wait() needs a default client; ours is private to glasspane
+        from distributed.client import _wait
 
         pending = list(futures.values())
         while pending:
             if cancel.is_set():
                 return
             try:
-                wait(pending, timeout=0.5)
+                client.sync(_wait, pending, timeout=0.5)
             except TimeoutError:
                 pass
             pending = [f for f in pending if f.status == "pending"]

@@ -10,9 +10,8 @@ work on SQLite too.
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Connection, create_engine, text
-
 from glasspane.store.models import Base
+from sqlalchemy import Connection, create_engine, text
 
 # Any constant will do; it only has to be the same in every glasspane process.
 _PG_MIGRATION_LOCK = 0x676C617373  # "glass"

@@ -132,9 +132,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_attempts")),
-        sa.UniqueConstraint(
-            "task_run_id", "attempt", name=op.f("uq_attempts_task_run_id_attempt")
-        ),
+        sa.UniqueConstraint("task_run_id", "attempt", name=op.f("uq_attempts_task_run_id_attempt")),
     )
     op.create_table(
         "artifacts",
