@@ -14,7 +14,8 @@ from .config import Settings, load_settings
 from .errors import ConfigError, DefinitionError, GlasspaneError, NotFound, RunFailed
 from .execution.executors import Executor, make_executor
 from .execution.result import RunResult, TaskResult
-from .execution.runner import Progress, execute_run
+from .execution.planner import plan_run
+from .execution.runner import Progress, execute_run, new_run_id
 from .store import MetadataStore
 from .types import SUCCEEDED
 
@@ -62,11 +63,15 @@ def run_pipeline(
                            dask_address=settings.dask_address, dask_workers=settings.dask_workers)
     artifacts = artifact_store(settings)
     store = metadata_store(settings)
-    _connect(chosen)
+    run_id = new_run_id()
+    plan = plan_run(graph, run_id, artifacts, reuse)
+    if plan.jobs:  # a fully cached run never touches the executor (nor starts a cluster)
+        _connect(chosen)
     result = execute_run(
         graph, store=store, artifacts=artifacts, executor=chosen, pipeline_ref=ref_for(pipeline),
         params=graph.params, trigger=trigger, resumed_from=resumed_from, reuse=reuse,
-        progress=progress, heartbeat_interval=settings.heartbeat_interval,
+        progress=progress, heartbeat_interval=settings.heartbeat_interval, run_id=run_id,
+        plan=plan,
     )
     if raise_on_failure and result.state != SUCCEEDED:
         raise RunFailed(

@@ -78,7 +78,7 @@ def type_name(value: Any) -> str:
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
-def _loaded(module: str, attr: str) -> type | None:
+def _loaded(module: str, attr: str) -> Any:
     """The class ``module.attr`` if ``module`` is imported already; never imports it."""
     mod = sys.modules.get(module)
     return getattr(mod, attr, None) if mod is not None else None
@@ -268,7 +268,10 @@ def get_materializer(name: str) -> Materializer:
 
 
 def materializer_for(value: Any) -> Materializer:
-    """Return the first materializer that claims ``value`` (pickle if no other does)."""
+    """Return the first materializer that claims ``value`` (pickle if no other does).
+
+    :func:`dump` may still pass the value on, when a built-in cannot store it faithfully.
+    """
     for materializer in _candidates():
         if materializer.can_handle(value):
             return materializer
@@ -291,14 +294,14 @@ def dump(value: Any, *, where: str = "") -> tuple[Materializer, bytes]:
     Raises:
         SerializationError: no materializer could serialize the value.
     """
-    builtin = {id(m) for m in (*_BUILTIN, _PICKLE)}
+    fallible = {id(m) for m in _BUILTIN}  # built-ins that may pass a value on
     for materializer in _candidates():
         try:
             if not materializer.can_handle(value):
                 continue
             return materializer, materializer.dump(value)
         except Exception as exc:
-            if id(materializer) in builtin and materializer is not _PICKLE:
+            if id(materializer) in fallible:
                 continue
             raise _unserializable(value, where, materializer.name, exc) from exc
     raise _unserializable(value, where, _PICKLE.name, None)  # pragma: no cover - pickle claims all

@@ -171,20 +171,22 @@ _installed = False
 
 
 def install_capture() -> None:
-    """Install the stdout/stderr proxies and the task log handler, once per process."""
+    """Route sys.stdout/sys.stderr through task-aware proxies and add the task log handler.
+
+    Checked on every task start (cheap): a test runner or a notebook may swap the streams.
+    """
     global _installed
+    if not isinstance(sys.stdout, _StreamProxy):
+        sys.stdout = _StreamProxy(sys.stdout, "stdout")  # type: ignore[assignment]
+    if not isinstance(sys.stderr, _StreamProxy):
+        sys.stderr = _StreamProxy(sys.stderr, "stderr")  # type: ignore[assignment]
     if _installed:
         return
     with _install_lock:
         if _installed:
             return
-        if not isinstance(sys.stdout, _StreamProxy):
-            sys.stdout = _StreamProxy(sys.stdout, "stdout")  # type: ignore[assignment]
-        if not isinstance(sys.stderr, _StreamProxy):
-            sys.stderr = _StreamProxy(sys.stderr, "stderr")  # type: ignore[assignment]
         logger = logging.getLogger(_LOGGER_NAME)
         logger.setLevel(logging.INFO)
-        logger.propagate = False
         handler = _TaskLogHandler()
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")

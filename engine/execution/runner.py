@@ -24,7 +24,7 @@ from ..types import (
     CANCELLED, FAILED, RUNNING, SUCCEEDED, UPSTREAM_FAILED, ArtifactInfo,
 )
 from .executors.base import Execution, Executor
-from .planner import plan_run
+from .planner import Plan, plan_run
 from .result import RunResult, TaskResult, jsonable
 
 Progress = Callable[[dict[str, Any]], None]
@@ -136,8 +136,13 @@ def execute_run(
     progress: Progress | None = None,
     heartbeat_interval: float = 5.0,
     run_id: str | None = None,
+    plan: Plan | None = None,
 ) -> RunResult:
-    """Run ``graph`` to a terminal state and return its :class:`RunResult`."""
+    """Run ``graph`` to a terminal state and return its :class:`RunResult`.
+
+    ``plan`` (from :func:`~glasspane.execution.planner.plan_run` with the same ``run_id``)
+    lets the caller look at what must execute before the run is recorded.
+    """
     run_id = run_id or new_run_id()
     version_id = store.ensure_pipeline_version(graph.pipeline, graph.version_hash,
                                                graph.to_json())
@@ -156,7 +161,8 @@ def execute_run(
     execution = Execution()
     interrupted: BaseException | None = None
     try:
-        plan = plan_run(graph, run_id, artifacts, reuse)
+        if plan is None:
+            plan = plan_run(graph, run_id, artifacts, reuse)
         for event in plan.events:
             recorder.emit(event)
         if plan.jobs:

@@ -13,7 +13,9 @@ started once per process and reused across runs.
 from __future__ import annotations
 
 import atexit
+import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -117,6 +119,7 @@ class DaskExecutor:
                     finished.add(msg["node"])
             emit(msg)
 
+        ship_user_code(jobs)
         client.subscribe_topic(topic, handler)
         futures: dict[str, Any] = {}
         try:
@@ -176,6 +179,31 @@ class DaskExecutor:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def ship_user_code(jobs: Sequence[Job]) -> None:
+    """Pickle the user's own modules by value, so workers need not be able to import them.
+
+    Installed packages (under ``sys.prefix``) and glasspane itself are pickled by reference.
+    """
+    import cloudpickle
+
+    prefixes = tuple({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix,
+                                                      sys.exec_prefix)})
+    for name in {job.task.fn.__module__ for job in jobs}:
+        if name in _shipped or name == "__main__" or name.split(".")[0] == "glasspane":
+            continue
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", None)
+        if module is None or path is None:
+            continue
+        if os.path.realpath(path).startswith(prefixes):
+            continue
+        cloudpickle.register_pickle_by_value(module)
+        _shipped.add(name)
+
+
+_shipped: set[str] = set()
 
 
 def _dask_entry(job: Job, topic: str, *dep_values: NodeValue) -> NodeValue:

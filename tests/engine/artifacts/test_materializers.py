@@ -9,16 +9,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-
 from glasspane.artifacts import (
     dump,
     get_materializer,
     materializer_for,
+    materializers,
     preview,
     register_materializer,
     type_name,
 )
-from glasspane.artifacts import materializers
 from glasspane.errors import ArtifactError, ConfigError, SerializationError
 
 

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-
 from glasspane.artifacts import ArtifactStore
 from glasspane.errors import ArtifactError, ConfigError, CorruptedArtifact, SerializationError
 from glasspane.hashing import content_hash
@@ -143,7 +142,9 @@ def test_corrupted_blob_is_detected(store: ArtifactStore):
     data[-1] ^= 0xFF
     Path(info.uri).write_bytes(bytes(data))
     assert not store.verify(info)
-    pattern = rf"artifact {info.uri} is corrupted: expected sha256 {info.digest}, found [0-9a-f]{{64}}"
+    pattern = (
+        rf"artifact {info.uri} is corrupted: expected sha256 {info.digest}, found [0-9a-f]{{64}}"
+    )
     with pytest.raises(CorruptedArtifact, match=pattern + ".*glasspane cache clear"):
         store.get(info)
     assert store.get(info, verify=False)[-1] != 99
@@ -162,13 +163,17 @@ def test_unwritable_root_names_the_path(tmp_path: Path):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a regular file where the root should be")
     store = ArtifactStore(str(blocker))
-    with pytest.raises(ArtifactError, match=rf"cannot write artifact to {blocker}/objects/.*writable"):
+    with pytest.raises(
+        ArtifactError, match=rf"cannot write artifact to {blocker}/objects/.*writable"
+    ):
         store.put([1, 2])
     assert store.read_key(KEY) is None
 
 
 def test_unpicklable_value(store: ArtifactStore):
-    with pytest.raises(SerializationError, match=r"task `train` returned `lock`.*register_materializer"):
+    with pytest.raises(
+        SerializationError, match=r"task `train` returned `lock`.*register_materializer"
+    ):
         store.put(threading.Lock(), content_hash="f" * 64, where="task `train`")
 
 
@@ -254,7 +259,9 @@ def test_clear_keys_by_task(store: ArtifactStore):
     assert store.clear_keys() == 0
 
 
-@pytest.mark.parametrize("bad", ["", "ABCDEF0123456789", "abc", "g" * 32, "a" * 129, "ab" * 8 + "\n"])
+@pytest.mark.parametrize(
+    "bad", ["", "ABCDEF0123456789", "abc", "g" * 32, "a" * 129, "ab" * 8 + "\n"]
+)
 def test_keys_and_hashes_must_be_hex(store: ArtifactStore, bad: str):
     with pytest.raises(ArtifactError, match="expected 16-128 lowercase hex characters"):
         store.read_key(bad)
