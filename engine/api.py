@@ -13,8 +13,8 @@ from .artifacts import ArtifactStore
 from .config import Settings, load_settings
 from .errors import ConfigError, DefinitionError, GlasspaneError, NotFound, RunFailed
 from .execution.executors import Executor, make_executor
-from .execution.result import RunResult, TaskResult
 from .execution.planner import plan_run
+from .execution.result import RunResult, TaskResult
 from .execution.runner import Progress, execute_run, new_run_id
 from .store import MetadataStore
 from .types import SUCCEEDED
@@ -59,8 +59,12 @@ def run_pipeline(
 
     settings = settings or load_settings()
     graph = pipeline.compile(**params)  # parameter and definition errors: nothing written yet
-    chosen = make_executor(executor, default=settings.executor,
-                           dask_address=settings.dask_address, dask_workers=settings.dask_workers)
+    chosen = make_executor(
+        executor,
+        default=settings.executor,
+        dask_address=settings.dask_address,
+        dask_workers=settings.dask_workers,
+    )
     artifacts = artifact_store(settings)
     store = metadata_store(settings)
     run_id = new_run_id()
@@ -68,9 +72,18 @@ def run_pipeline(
     if plan.jobs:  # a fully cached run never touches the executor (nor starts a cluster)
         _connect(chosen)
     result = execute_run(
-        graph, store=store, artifacts=artifacts, executor=chosen, pipeline_ref=ref_for(pipeline),
-        params=graph.params, trigger=trigger, resumed_from=resumed_from, reuse=reuse,
-        progress=progress, heartbeat_interval=settings.heartbeat_interval, run_id=run_id,
+        graph,
+        store=store,
+        artifacts=artifacts,
+        executor=chosen,
+        pipeline_ref=ref_for(pipeline),
+        params=graph.params,
+        trigger=trigger,
+        resumed_from=resumed_from,
+        reuse=reuse,
+        progress=progress,
+        heartbeat_interval=settings.heartbeat_interval,
+        run_id=run_id,
         plan=plan,
     )
     if raise_on_failure and result.state != SUCCEEDED:
@@ -89,8 +102,13 @@ def _connect(executor: Executor) -> None:
     del client
 
 
-def runs(*, limit: int = 50, pipeline: str | None = None, state: str | None = None,
-         settings: Settings | None = None) -> list[dict[str, Any]]:
+def runs(
+    *,
+    limit: int = 50,
+    pipeline: str | None = None,
+    state: str | None = None,
+    settings: Settings | None = None,
+) -> list[dict[str, Any]]:
     """Recent runs, newest first."""
     settings = settings or load_settings()
     return metadata_store(settings).list_runs(limit=limit, pipeline=pipeline, state=state)
@@ -105,21 +123,44 @@ def get_run(run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
 def run_summary(run: dict[str, Any]) -> dict[str, Any]:
     """A stored run in the shape ``glasspane run --json`` prints."""
     tasks = [
-        TaskResult(t["node"], t["task"], t["state"], bool(t["cached"]), t["attempts"] or 0,
-                   t.get("error"), t.get("duration"), t.get("note"), t.get("parent_node"))
+        TaskResult(
+            t["node"],
+            t["task"],
+            t["state"],
+            bool(t["cached"]),
+            t["attempts"] or 0,
+            t.get("error"),
+            t.get("duration"),
+            t.get("note"),
+            t.get("parent_node"),
+        )
         for t in run["tasks"]
     ]
-    result = RunResult(run["run_id"], run["pipeline"], run["state"], tasks, run.get("output"),
-                       run.get("error"), run.get("params") or {}, run.get("resumed_from"))
+    result = RunResult(
+        run["run_id"],
+        run["pipeline"],
+        run["state"],
+        tasks,
+        run.get("output"),
+        run.get("error"),
+        run.get("params") or {},
+        run.get("resumed_from"),
+    )
     data = result.to_dict()
     for key in ("created_at", "started_at", "ended_at", "duration", "trigger", "executor"):
         data[key] = run.get(key)
     return data
 
 
-def retry(run_id: str, *, pipeline: PipelineDef[Any, Any] | None = None,
-          executor: str | Executor | None = None, raise_on_failure: bool = True,
-          settings: Settings | None = None, progress: Progress | None = None) -> RunResult:
+def retry(
+    run_id: str,
+    *,
+    pipeline: PipelineDef[Any, Any] | None = None,
+    executor: str | Executor | None = None,
+    raise_on_failure: bool = True,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
     """Resume a failed, cancelled or crashed run as a new run linked to it.
 
     Every task that succeeded in the old run is reused from the artifact store (even
@@ -155,14 +196,21 @@ def retry(run_id: str, *, pipeline: PipelineDef[Any, Any] | None = None,
         )
     reuse = store.task_outputs(old["run_id"])
     return run_pipeline(
-        pipeline, dict(old.get("params") or {}), executor=executor,
-        raise_on_failure=raise_on_failure, settings=settings, progress=progress,
-        trigger="retry", resumed_from=old["run_id"], reuse=reuse,
+        pipeline,
+        dict(old.get("params") or {}),
+        executor=executor,
+        raise_on_failure=raise_on_failure,
+        settings=settings,
+        progress=progress,
+        trigger="retry",
+        resumed_from=old["run_id"],
+        reuse=reuse,
     )
 
 
-def lineage(run_id: str, node: str, *, direction: str = "upstream",
-            settings: Settings | None = None) -> dict[str, Any]:
+def lineage(
+    run_id: str, node: str, *, direction: str = "upstream", settings: Settings | None = None
+) -> dict[str, Any]:
     """The artifacts and task runs that fed ``node``'s output (upstream) or consumed it."""
     if direction not in ("upstream", "downstream"):
         raise ConfigError(f"direction must be `upstream` or `downstream`, not `{direction}`")

@@ -82,5 +82,6 @@ def load_settings(**overrides: Any) -> Settings:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(
-            f"invalid glasspane setting ({problems}); check GLASSPANE_* variables and glasspane.toml"
+            f"invalid glasspane setting ({problems}); "
+            "check the GLASSPANE_* variables and glasspane.toml"
         ) from exc

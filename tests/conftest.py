@@ -15,8 +15,12 @@ def glasspane_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh GLASSPANE_HOME (SQLite database + artifact store) for each test."""
     home = tmp_path / "glasspane-home"
     monkeypatch.setenv("GLASSPANE_HOME", str(home))
-    for name in ("GLASSPANE_DATABASE_URL", "GLASSPANE_ARTIFACT_ROOT", "GLASSPANE_EXECUTOR",
-                 "GLASSPANE_DASK_ADDRESS"):
+    for name in (
+        "GLASSPANE_DATABASE_URL",
+        "GLASSPANE_ARTIFACT_ROOT",
+        "GLASSPANE_EXECUTOR",
+        "GLASSPANE_DASK_ADDRESS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no glasspane.toml from the repo leaks in
     yield home

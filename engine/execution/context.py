@@ -188,9 +188,7 @@ def install_capture() -> None:
         logger = logging.getLogger(_LOGGER_NAME)
         logger.setLevel(logging.INFO)
         handler = _TaskLogHandler()
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
-        )
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
         _installed = True
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..types import ArtifactInfo
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..dsl.task import TaskDef
 
 #: key of one upstream output: (node id, output index or None)
-OutputKey = tuple[str, "int | None"]
+OutputKey = tuple[str, Optional[int]]
 
 Emit = Callable[[dict[str, Any]], None]
 

@@ -19,7 +19,7 @@ from ..cache import cache_key, entry_is_fresh, template_digest
 from ..dsl.tracing import Ref
 from ..graph import Graph, Node
 from ..types import SUCCEEDED, ArtifactInfo
-from .job import Job
+from .job import Job, OutputKey
 
 
 @dataclass
@@ -32,16 +32,23 @@ class Plan:
 
 
 def const_digests(node: Node) -> dict[str, Any]:
-    return {name: template_digest(value, _no_ref)
-            for name, value in node.args.items() if name not in node.refs}
+    return {
+        name: template_digest(value, _no_ref)
+        for name, value in node.args.items()
+        if name not in node.refs
+    }
 
 
 def _no_ref(ref: Ref) -> str:  # pragma: no cover - only called for ref-free arguments
     raise AssertionError(ref)
 
 
-def plan_run(graph: Graph, run_id: str, store: ArtifactStore,
-             reuse: Mapping[str, list[ArtifactInfo]] | None = None) -> Plan:
+def plan_run(
+    graph: Graph,
+    run_id: str,
+    store: ArtifactStore,
+    reuse: Mapping[str, list[ArtifactInfo]] | None = None,
+) -> Plan:
     """Resolve what can be resolved on the driver; return the rest as jobs."""
     reuse = dict(reuse or {})
     plan = Plan()
@@ -54,27 +61,44 @@ def plan_run(graph: Graph, run_id: str, store: ArtifactStore,
             note = "reused from the resumed run" if infos is not None else None
             key = None
             if infos is None and node.task.options.reads_cache:
-                key = cache_key(node.task.identity, node.task.cache_version, node.args,
-                                lambda r: _hash_of(plan.resolved, r), digests)
+                key = cache_key(
+                    node.task.identity,
+                    node.task.cache_version,
+                    node.args,
+                    lambda r: _hash_of(plan.resolved, r),
+                    digests,
+                )
                 infos = _cached(node, key, store)
             if infos is not None:
                 plan.resolved[node.id] = infos
                 plan.events.append(_cached_event(node, key, infos, plan.resolved, note))
                 continue
-        stored = {}
+        stored: dict[OutputKey, ArtifactInfo] = {}
         for upstream in node.upstream:
             if upstream in plan.resolved:
                 for i, info in enumerate(plan.resolved[upstream]):
                     stored[(upstream, i)] = info
                     if i == 0:
                         stored[(upstream, None)] = info
-        plan.jobs.append(Job(
-            run_id, node.id, node.task, node.args,
-            tuple(u for u in node.upstream if u not in plan.resolved), stored, digests,
-            store.root, node.n_outputs, node.expand_arg,
-            {k: v for k, v in children_reuse.items() if k.startswith(f"{node.id}[")}
-            if node.expand_arg else {}, None, node.map_index,
-        ))
+        plan.jobs.append(
+            Job(
+                run_id,
+                node.id,
+                node.task,
+                node.args,
+                tuple(u for u in node.upstream if u not in plan.resolved),
+                stored,
+                digests,
+                store.root,
+                node.n_outputs,
+                node.expand_arg,
+                {k: v for k, v in children_reuse.items() if k.startswith(f"{node.id}[")}
+                if node.expand_arg
+                else {},
+                None,
+                node.map_index,
+            )
+        )
     return plan
 
 
@@ -82,8 +106,9 @@ def _hash_of(resolved: Mapping[str, list[ArtifactInfo]], ref: Ref) -> str:
     return resolved[ref.node][ref.output or 0].content_hash
 
 
-def _reusable(node: Node, reuse: Mapping[str, list[ArtifactInfo]], store: ArtifactStore
-              ) -> list[ArtifactInfo] | None:
+def _reusable(
+    node: Node, reuse: Mapping[str, list[ArtifactInfo]], store: ArtifactStore
+) -> list[ArtifactInfo] | None:
     infos = reuse.get(node.id)
     if not infos or any(i.uri is None for i in infos):
         return None
@@ -100,8 +125,13 @@ def _cached(node: Node, key: str, store: ArtifactStore) -> list[ArtifactInfo] | 
     return infos
 
 
-def _cached_event(node: Node, key: str | None, infos: list[ArtifactInfo],
-                  resolved: Mapping[str, list[ArtifactInfo]], note: str | None) -> dict[str, Any]:
+def _cached_event(
+    node: Node,
+    key: str | None,
+    infos: list[ArtifactInfo],
+    resolved: Mapping[str, list[ArtifactInfo]],
+    note: str | None,
+) -> dict[str, Any]:
     inputs = []
     for name, refs in node.refs.items():
         for ref in refs:
@@ -109,10 +139,25 @@ def _cached_event(node: Node, key: str | None, infos: list[ArtifactInfo],
             inputs.append({"name": name, "artifact": info.to_dict()})
     now = time.time()
     return {
-        "kind": "task_finished", "node": node.id, "task": node.task.name, "state": SUCCEEDED,
-        "cached": True, "cache_key": key, "attempts": 0, "started": now, "ended": now,
-        "error": None, "traceback": None, "stdout": "", "stderr": "", "log_tail": "",
-        "note": note, "parent": None, "map_index": node.map_index, "inputs": inputs,
+        "kind": "task_finished",
+        "node": node.id,
+        "task": node.task.name,
+        "state": SUCCEEDED,
+        "cached": True,
+        "cache_key": key,
+        "attempts": 0,
+        "started": now,
+        "ended": now,
+        "error": None,
+        "traceback": None,
+        "stdout": "",
+        "stderr": "",
+        "log_tail": "",
+        "note": note,
+        "parent": None,
+        "map_index": node.map_index,
+        "inputs": inputs,
         "outputs": [{"name": str(i), "artifact": info.to_dict()} for i, info in enumerate(infos)],
-        "metrics": [], "params": [],
+        "metrics": [],
+        "params": [],
     }

@@ -26,9 +26,15 @@ class TaskResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "node": self.node, "task": self.task, "state": self.state, "cached": self.cached,
-            "attempts": self.attempts, "error": self.error, "duration": self.duration,
-            "note": self.note, "parent": self.parent,
+            "node": self.node,
+            "task": self.task,
+            "state": self.state,
+            "cached": self.cached,
+            "attempts": self.attempts,
+            "error": self.error,
+            "duration": self.duration,
+            "note": self.note,
+            "parent": self.parent,
         }
 
 
@@ -62,15 +68,19 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape ``glasspane run --json`` prints."""
         return {
-            "run_id": self.run_id, "pipeline": self.pipeline, "state": self.state,
-            "resumed_from": self.resumed_from, "params": jsonable(self.params),
-            "error": self.error, "tasks": [t.to_dict() for t in self.tasks],
+            "run_id": self.run_id,
+            "pipeline": self.pipeline,
+            "state": self.state,
+            "resumed_from": self.resumed_from,
+            "params": jsonable(self.params),
+            "error": self.error,
+            "tasks": [t.to_dict() for t in self.tasks],
             "output": jsonable(self.output),
         }
 
 
 def jsonable(value: Any, depth: int = 0) -> Any:
-    """A JSON-safe form of ``value``: containers kept, numpy scalars unwrapped, others summarised."""
+    """A JSON-safe form of ``value``: containers kept, numpy scalars unwrapped, rest summarised."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -94,5 +104,4 @@ def jsonable(value: Any, depth: int = 0) -> Any:
         from ..artifacts import preview
 
         summary = preview(value)
-        return {"type": f"{type(value).__module__}.{type(value).__qualname__}",
-                "preview": summary}
+        return {"type": f"{type(value).__module__}.{type(value).__qualname__}", "preview": summary}

@@ -21,7 +21,12 @@ from ..dsl.tracing import Ref, substitute
 from ..graph import Graph
 from ..store import MetadataStore
 from ..types import (
-    CANCELLED, FAILED, RUNNING, SUCCEEDED, UPSTREAM_FAILED, ArtifactInfo,
+    CANCELLED,
+    FAILED,
+    RUNNING,
+    SUCCEEDED,
+    UPSTREAM_FAILED,
+    ArtifactInfo,
 )
 from .executors.base import Execution, Executor
 from .planner import Plan, plan_run
@@ -37,13 +42,12 @@ class Recorder:
         self.store = store
         self.run_id = run_id
         self.progress = progress
-        self.queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # event dicts; None stops
         self.finished: dict[str, dict[str, Any]] = {}
         self.attempts: dict[str, int] = {}
         self.skipped: dict[str, dict[str, Any]] = {}
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="glasspane-recorder",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="glasspane-recorder", daemon=True)
         self._thread.start()
 
     def emit(self, event: dict[str, Any]) -> None:
@@ -52,7 +56,7 @@ class Recorder:
     def _loop(self) -> None:
         stop = False
         while not stop:
-            batch = [self.queue.get()]
+            batch: list[Any] = [self.queue.get()]
             time.sleep(0.02)  # let a burst accumulate into one transaction
             while True:
                 try:
@@ -94,8 +98,9 @@ class Recorder:
 class Heartbeat:
     """Touches the run's heartbeat; sets ``lost`` when the run was ended by someone else."""
 
-    def __init__(self, store: MetadataStore, run_id: str, interval: float,
-                 on_lost: Callable[[], None]) -> None:
+    def __init__(
+        self, store: MetadataStore, run_id: str, interval: float, on_lost: Callable[[], None]
+    ) -> None:
         self._stop = threading.Event()
         self.lost = False
 
@@ -144,12 +149,16 @@ def execute_run(
     lets the caller look at what must execute before the run is recorded.
     """
     run_id = run_id or new_run_id()
-    version_id = store.ensure_pipeline_version(graph.pipeline, graph.version_hash,
-                                               graph.to_json())
+    version_id = store.ensure_pipeline_version(graph.pipeline, graph.version_hash, graph.to_json())
     store.create_run(
-        run_id=run_id, pipeline_name=graph.pipeline, version_id=version_id,
-        pipeline_ref=pipeline_ref, params=jsonable(dict(params)), executor=executor.name,
-        trigger=trigger, resumed_from=resumed_from,
+        run_id=run_id,
+        pipeline_name=graph.pipeline,
+        version_id=version_id,
+        pipeline_ref=pipeline_ref,
+        params=jsonable(dict(params)),
+        executor=executor.name,
+        trigger=trigger,
+        resumed_from=resumed_from,
         nodes=[(node.id, node.task.name) for node in graph],
     )
     store.set_run_state(run_id, RUNNING)
@@ -179,13 +188,23 @@ def execute_run(
     cancelled = execution.cancelled or cancel.is_set()
     _settle(graph, recorder, execution, cancelled)
     recorder.close()
-    result = _result(graph, run_id, recorder, execution, artifacts, plan_resolved(recorder),
-                     cancelled, params, resumed_from)
+    result = _result(
+        graph,
+        run_id,
+        recorder,
+        execution,
+        artifacts,
+        plan_resolved(recorder),
+        cancelled,
+        params,
+        resumed_from,
+    )
     if heartbeat.lost:
         result.state = store.get_run(run_id)["state"]
     else:
-        store.set_run_state(run_id, result.state, error=result.error,
-                            output=jsonable(result.output))
+        store.set_run_state(
+            run_id, result.state, error=result.error, output=jsonable(result.output)
+        )
     if interrupted is not None:
         raise interrupted
     return result
@@ -220,20 +239,48 @@ def _settle(graph: Graph, recorder: Recorder, execution: Execution, cancelled: b
         else:
             exc = execution.errors.get(node.id) or execution.errors.get("<run>")
             state = FAILED
-            error = (f"{type(exc).__name__}: {exc}" if exc is not None
-                     else "the executor reported no outcome for this task")
+            error = (
+                f"{type(exc).__name__}: {exc}"
+                if exc is not None
+                else "the executor reported no outcome for this task"
+            )
             failed.add(node.id)
-            recorder.emit({
-                "kind": "task_finished", "node": node.id, "task": node.task.name,
-                "state": state, "cached": False, "cache_key": None,
-                "attempts": recorder.attempts.get(node.id, 0), "started": None, "ended": now,
-                "error": error, "traceback": None, "stdout": "", "stderr": "", "log_tail": "",
-                "note": None, "parent": None, "map_index": node.map_index, "inputs": [],
-                "outputs": [], "metrics": [], "params": [],
-            })
+            recorder.emit(
+                {
+                    "kind": "task_finished",
+                    "node": node.id,
+                    "task": node.task.name,
+                    "state": state,
+                    "cached": False,
+                    "cache_key": None,
+                    "attempts": recorder.attempts.get(node.id, 0),
+                    "started": None,
+                    "ended": now,
+                    "error": error,
+                    "traceback": None,
+                    "stdout": "",
+                    "stderr": "",
+                    "log_tail": "",
+                    "note": None,
+                    "parent": None,
+                    "map_index": node.map_index,
+                    "inputs": [],
+                    "outputs": [],
+                    "metrics": [],
+                    "params": [],
+                }
+            )
             continue
-        recorder.emit({"kind": "task_skipped", "node": node.id, "task": node.task.name,
-                       "state": state, "ts": now, "error": error})
+        recorder.emit(
+            {
+                "kind": "task_skipped",
+                "node": node.id,
+                "task": node.task.name,
+                "state": state,
+                "ts": now,
+                "error": error,
+            }
+        )
     _drain_barrier(recorder)
 
 
@@ -244,24 +291,39 @@ def _drain_barrier(recorder: Recorder) -> None:
     done.wait(timeout=60)
 
 
-def _result(graph: Graph, run_id: str, recorder: Recorder, execution: Execution,
-            artifacts: ArtifactStore, resolved: dict[str, list[ArtifactInfo]],
-            cancelled: bool, params: Mapping[str, Any], resumed_from: str | None) -> RunResult:
+def _result(
+    graph: Graph,
+    run_id: str,
+    recorder: Recorder,
+    execution: Execution,
+    artifacts: ArtifactStore,
+    resolved: dict[str, list[ArtifactInfo]],
+    cancelled: bool,
+    params: Mapping[str, Any],
+    resumed_from: str | None,
+) -> RunResult:
     tasks: list[TaskResult] = []
     states: dict[str, str] = {}
-    for node_id, event in recorder.finished.items():
+    for event in recorder.finished.values():
         if event.get("parent") is not None:
             tasks.append(_task_result(event))
     static = []
     for node in graph:
-        event = recorder.finished.get(node.id)
-        if event is not None:
-            static.append(_task_result(event))
+        finished = recorder.finished.get(node.id)
+        if finished is not None:
+            static.append(_task_result(finished))
         else:
             skipped = recorder.skipped.get(node.id, {})
-            static.append(TaskResult(node.id, node.task.name, skipped.get("state", CANCELLED),
-                                     False, recorder.attempts.get(node.id, 0),
-                                     skipped.get("error")))
+            static.append(
+                TaskResult(
+                    node.id,
+                    node.task.name,
+                    skipped.get("state", CANCELLED),
+                    False,
+                    recorder.attempts.get(node.id, 0),
+                    skipped.get("error"),
+                )
+            )
         states[node.id] = static[-1].state
     children = {t.parent: [] for t in tasks}  # type: dict[str | None, list[TaskResult]]
     for t in tasks:
@@ -284,14 +346,16 @@ def _result(graph: Graph, run_id: str, recorder: Recorder, execution: Execution,
         error = "the run was cancelled"
     output = None
     if state == SUCCEEDED:
+
         def value_of(ref: Ref) -> Any:
             if ref.node in execution.values:
                 return execution.values[ref.node].output(ref.output)
             return artifacts.get(resolved[ref.node][ref.output or 0])
 
         output = substitute(graph.output, value_of)
-    return RunResult(run_id, graph.pipeline, state, ordered, output, error, dict(params),
-                     resumed_from)
+    return RunResult(
+        run_id, graph.pipeline, state, ordered, output, error, dict(params), resumed_from
+    )
 
 
 def _map_pos(node_id: str) -> int:
@@ -305,7 +369,14 @@ def _task_result(event: dict[str, Any]) -> TaskResult:
     duration = None
     if event.get("started") and event.get("ended"):
         duration = round(event["ended"] - event["started"], 6)
-    return TaskResult(event["node"], event["task"], event["state"], bool(event["cached"]),
-                      int(event.get("attempts") or 0), event.get("error"), duration,
-                      event.get("note"), event.get("parent"))
-
+    return TaskResult(
+        event["node"],
+        event["task"],
+        event["state"],
+        bool(event["cached"]),
+        int(event.get("attempts") or 0),
+        event.get("error"),
+        duration,
+        event.get("note"),
+        event.get("parent"),
+    )

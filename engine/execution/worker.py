@@ -40,8 +40,9 @@ def artifact_store(root: str) -> ArtifactStore:
         return store
 
 
-def execute_job(job: Job, deps: Mapping[str, NodeValue], emit: Emit,
-                spawn: Spawn | None = None) -> NodeValue:
+def execute_job(
+    job: Job, deps: Mapping[str, NodeValue], emit: Emit, spawn: Spawn | None = None
+) -> NodeValue:
     """Run ``job`` (or reuse its cached output); raise :class:`TaskFailed` after reporting."""
     store = artifact_store(job.store_root)
     if job.node_id in job.reuse:
@@ -57,8 +58,9 @@ def execute_job(job: Job, deps: Mapping[str, NodeValue], emit: Emit,
         return _expand(job, deps, store, emit, spawn, inputs)
 
     opts = job.task.options
-    key = cache_key(job.task.identity, job.task.cache_version, job.args, ref_hash,
-                    job.const_digests)
+    key = cache_key(
+        job.task.identity, job.task.cache_version, job.args, ref_hash, job.const_digests
+    )
     note = None
     if opts.reads_cache:
         entry = store.read_key(key)
@@ -70,21 +72,42 @@ def execute_job(job: Job, deps: Mapping[str, NodeValue], emit: Emit,
                 note = f"cached output could not be used ({exc}); recomputed"
             else:
                 now = time.time()
-                emit(_finished(job, SUCCEEDED, cached=True, key=key, attempts=0, started=now,
-                               inputs=inputs, outputs=infos, note=None))
+                emit(
+                    _finished(
+                        job,
+                        SUCCEEDED,
+                        cached=True,
+                        key=key,
+                        attempts=0,
+                        started=now,
+                        inputs=inputs,
+                        outputs=infos,
+                        note=None,
+                    )
+                )
                 return NodeValue(values, tuple(i.content_hash for i in infos), tuple(infos))
 
     started = time.time()
     try:
-        args = {name: substitute(value, lambda r: _resolve(job, deps, store, r))
-                for name, value in job.args.items()}
+        args = {
+            name: substitute(value, lambda r: _resolve(job, deps, store, r))
+            for name, value in job.args.items()
+        }
     except ArtifactError as exc:
         return _fail(job, emit, FAILED, exc, key, 0, started, inputs, note)
     return _run_attempts(job, args, key, store, emit, inputs, started, note)
 
 
-def _run_attempts(job: Job, args: dict[str, Any], key: str, store: ArtifactStore, emit: Emit,
-                  inputs: list[dict[str, Any]], started: float, note: str | None) -> NodeValue:
+def _run_attempts(
+    job: Job,
+    args: dict[str, Any],
+    key: str,
+    store: ArtifactStore,
+    emit: Emit,
+    inputs: list[dict[str, Any]],
+    started: float,
+    note: str | None,
+) -> NodeValue:
     opts = job.task.options
     attempts = opts.retries + 1
     ctx = TaskContext(job.run_id, job.node_id, job.task.name, tee=job.tee)
@@ -93,9 +116,18 @@ def _run_attempts(job: Job, args: dict[str, Any], key: str, store: ArtifactStore
         if delay:
             time.sleep(delay)
         ctx.attempt = attempt
-        emit({"kind": "task_started", "node": job.node_id, "task": job.task.name,
-              "attempt": attempt, "ts": time.time(), "parent": job.parent,
-              "map_index": job.map_index})
+        emit(
+            {
+                "kind": "task_started",
+                "node": job.node_id,
+                "task": job.task.name,
+                "attempt": attempt,
+                "ts": time.time(),
+                "parent": job.parent,
+                "map_index": job.map_index,
+            }
+        )
+        error: BaseException
         try:
             result = _call(job, args, ctx)
             values = _split(job, result)
@@ -113,9 +145,20 @@ def _run_attempts(job: Job, args: dict[str, Any], key: str, store: ArtifactStore
                 _attempt_done(emit, job, attempt, FAILED, exc)
                 return _fail(job, emit, FAILED, exc, key, attempt, started, inputs, note, ctx)
             _attempt_done(emit, job, attempt, SUCCEEDED, None)
-            emit(_finished(job, SUCCEEDED, cached=False, key=key, attempts=attempt,
-                           started=started, inputs=inputs, outputs=list(value.artifacts),
-                           note=note, ctx=ctx))
+            emit(
+                _finished(
+                    job,
+                    SUCCEEDED,
+                    cached=False,
+                    key=key,
+                    attempts=attempt,
+                    started=started,
+                    inputs=inputs,
+                    outputs=list(value.artifacts),
+                    note=note,
+                    ctx=ctx,
+                )
+            )
             return value
         _attempt_done(emit, job, attempt, state, error)
         if attempt == attempts:
@@ -140,8 +183,12 @@ def _call(job: Job, args: dict[str, Any], ctx: TaskContext) -> Any:
             except BaseException as exc:  # noqa: BLE001 - handed back to the caller
                 box["error"] = exc
 
-        thread = threading.Thread(target=contextvars.copy_context().run, args=(target,),
-                                  name=f"glasspane-{job.node_id}", daemon=True)
+        thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(target,),
+            name=f"glasspane-{job.node_id}",
+            daemon=True,
+        )
         thread.start()
         thread.join(timeout)
         if thread.is_alive():
@@ -161,8 +208,11 @@ def _split(job: Job, result: Any) -> tuple[Any, ...]:
     if n is None:
         return (result,)
     if not isinstance(result, tuple) or len(result) != n:
-        got = (f"a tuple of {len(result)}" if isinstance(result, tuple)
-               else f"a {type(result).__name__}")
+        got = (
+            f"a tuple of {len(result)}"
+            if isinstance(result, tuple)
+            else f"a {type(result).__name__}"
+        )
         raise TaskError(
             f"task `{job.node_id}` is annotated to return a tuple of {n} values but returned "
             f"{got}; return exactly {n} values or change the return annotation"
@@ -170,8 +220,7 @@ def _split(job: Job, result: Any) -> tuple[Any, ...]:
     return result
 
 
-def _store(job: Job, values: tuple[Any, ...], store: ArtifactStore, key: str | None
-           ) -> NodeValue:
+def _store(job: Job, values: tuple[Any, ...], store: ArtifactStore, key: str | None) -> NodeValue:
     opts = job.task.options
     hashes = tuple(content_hash(v) for v in values)
     if not opts.persist:
@@ -185,14 +234,9 @@ def _store(job: Job, values: tuple[Any, ...], store: ArtifactStore, key: str | N
 
 
 def _memory_info(value: Any, digest: str) -> ArtifactInfo:
-    from ..artifacts import preview
+    from ..artifacts import preview, type_name
 
-    return ArtifactInfo(digest, None, None, _type_name(value), None, 0, preview(value))
-
-
-def _type_name(value: Any) -> str:
-    cls = type(value)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    return ArtifactInfo(digest, None, None, type_name(value), None, 0, preview(value))
 
 
 def _resolve(job: Job, deps: Mapping[str, NodeValue], store: ArtifactStore, ref: Ref) -> Any:
@@ -210,8 +254,11 @@ def _input_records(job: Job, deps: Mapping[str, NodeValue]) -> list[dict[str, An
             if ref.node in deps:
                 dep = deps[ref.node]
                 index = 0 if ref.output is None else ref.output
-                info = dep.artifacts[index] if index < len(dep.artifacts) else ArtifactInfo(
-                    dep.hashes[index], None, None, "unknown", None, 0, None)
+                info = (
+                    dep.artifacts[index]
+                    if index < len(dep.artifacts)
+                    else ArtifactInfo(dep.hashes[index], None, None, "unknown", None, 0, None)
+                )
             else:
                 info = job.stored[(ref.node, ref.output)]
             records.append({"name": name, "artifact": info.to_dict()})
@@ -221,24 +268,50 @@ def _input_records(job: Job, deps: Mapping[str, NodeValue]) -> list[dict[str, An
 def _reuse(job: Job, store: ArtifactStore, emit: Emit) -> NodeValue:
     infos = job.reuse[job.node_id]
     values = tuple(store.get(info) for info in infos)
-    emit(_finished(job, SUCCEEDED, cached=True, key=None, attempts=0, started=time.time(),
-                   inputs=[], outputs=infos, note="reused from the resumed run"))
+    emit(
+        _finished(
+            job,
+            SUCCEEDED,
+            cached=True,
+            key=None,
+            attempts=0,
+            started=time.time(),
+            inputs=[],
+            outputs=infos,
+            note="reused from the resumed run",
+        )
+    )
     return NodeValue(values, tuple(i.content_hash for i in infos), tuple(infos))
 
 
-def _expand(job: Job, deps: Mapping[str, NodeValue], store: ArtifactStore, emit: Emit,
-            spawn: Spawn | None, inputs: list[dict[str, Any]]) -> NodeValue:
+def _expand(
+    job: Job,
+    deps: Mapping[str, NodeValue],
+    store: ArtifactStore,
+    emit: Emit,
+    spawn: Spawn | None,
+    inputs: list[dict[str, Any]],
+) -> NodeValue:
     """Run an expander: one child job per element of the expanded list."""
     started = time.time()
     arg = job.expand_arg or ""
-    emit({"kind": "task_started", "node": job.node_id, "task": job.task.name, "attempt": 1,
-          "ts": started, "parent": None, "map_index": None})
+    emit(
+        {
+            "kind": "task_started",
+            "node": job.node_id,
+            "task": job.task.name,
+            "attempt": 1,
+            "ts": started,
+            "parent": None,
+            "map_index": None,
+        }
+    )
     try:
         items = substitute(job.args[arg], lambda r: _resolve(job, deps, store, r))
     except ArtifactError as exc:
         return _fail(job, emit, FAILED, exc, None, 1, started, inputs, None)
     if not isinstance(items, (list, tuple)):
-        error = TaskError(
+        error: Exception = TaskError(
             f"`{job.task.name}.map(expand(...))` needs a list for argument `{arg}`, but the "
             f"upstream task returned {type(items).__name__}; return a list from it"
         )
@@ -249,17 +322,34 @@ def _expand(job: Job, deps: Mapping[str, NodeValue], store: ArtifactStore, emit:
         args[arg] = item
         digests = dict(job.const_digests)
         digests[arg] = ["const", content_hash(item)]
-        children.append(Job(
-            job.run_id, f"{job.node_id}[{i}]", job.task, args, job.deps, job.stored,
-            digests, job.store_root, job.n_outputs, None, job.reuse, job.node_id, i, job.tee,
-        ))
+        children.append(
+            Job(
+                job.run_id,
+                f"{job.node_id}[{i}]",
+                job.task,
+                args,
+                job.deps,
+                job.stored,
+                digests,
+                job.store_root,
+                job.n_outputs,
+                None,
+                job.reuse,
+                job.node_id,
+                i,
+                job.tee,
+            )
+        )
     if spawn is None:  # pragma: no cover - every executor passes one
         raise RuntimeError(f"executor gave no way to run the children of `{job.node_id}`")
     results = spawn(children, deps) if children else []
     failed = [c.node_id for c, r in zip(children, results) if isinstance(r, BaseException)]
     if failed:
-        error = TaskFailed(job.node_id, FAILED, f"{len(failed)} of {len(children)} mapped "
-                           f"elements failed: {', '.join(failed[:10])}")
+        error = TaskFailed(
+            job.node_id,
+            FAILED,
+            f"{len(failed)} of {len(children)} mapped elements failed: {', '.join(failed[:10])}",
+        )
         return _fail(job, emit, FAILED, error, None, 1, started, inputs, None)
     values = [r.output(None) if job.n_outputs is None else r.values for r in results]  # type: ignore[union-attr]
     try:
@@ -267,15 +357,35 @@ def _expand(job: Job, deps: Mapping[str, NodeValue], store: ArtifactStore, emit:
     except (SerializationError, ArtifactError) as exc:
         return _fail(job, emit, FAILED, exc, None, 1, started, inputs, None)
     _attempt_done(emit, job, 1, SUCCEEDED, None)
-    emit(_finished(job, SUCCEEDED, cached=False, key=None, attempts=1, started=started,
-                   inputs=inputs, outputs=list(value.artifacts), note=None))
+    emit(
+        _finished(
+            job,
+            SUCCEEDED,
+            cached=False,
+            key=None,
+            attempts=1,
+            started=started,
+            inputs=inputs,
+            outputs=list(value.artifacts),
+            note=None,
+        )
+    )
     return value
 
 
-def _attempt_done(emit: Emit, job: Job, attempt: int, state: str, error: BaseException | None
-                  ) -> None:
-    emit({"kind": "attempt_finished", "node": job.node_id, "attempt": attempt, "state": state,
-          "ts": time.time(), "error": _describe(error) if error else None})
+def _attempt_done(
+    emit: Emit, job: Job, attempt: int, state: str, error: BaseException | None
+) -> None:
+    emit(
+        {
+            "kind": "attempt_finished",
+            "node": job.node_id,
+            "attempt": attempt,
+            "state": state,
+            "ts": time.time(),
+            "error": _describe(error) if error else None,
+        }
+    )
 
 
 def _describe(error: BaseException) -> str:
@@ -283,30 +393,70 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _fail(job: Job, emit: Emit, state: str, error: BaseException, key: str | None,
-          attempts: int, started: float, inputs: list[dict[str, Any]], note: str | None,
-          ctx: TaskContext | None = None) -> NodeValue:
+def _fail(
+    job: Job,
+    emit: Emit,
+    state: str,
+    error: BaseException,
+    key: str | None,
+    attempts: int,
+    started: float,
+    inputs: list[dict[str, Any]],
+    note: str | None,
+    ctx: TaskContext | None = None,
+) -> NodeValue:
     tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    event = _finished(job, state, cached=False, key=key, attempts=attempts, started=started,
-                      inputs=inputs, outputs=[], note=note, ctx=ctx)
+    event = _finished(
+        job,
+        state,
+        cached=False,
+        key=key,
+        attempts=attempts,
+        started=started,
+        inputs=inputs,
+        outputs=[],
+        note=note,
+        ctx=ctx,
+    )
     event["error"] = _describe(error)
     event["traceback"] = tb[-_TEXT_LIMIT:]
     emit(event)
     raise TaskFailed(job.node_id, state, _describe(error))
 
 
-def _finished(job: Job, state: str, *, cached: bool, key: str | None, attempts: int,
-              started: float, inputs: list[dict[str, Any]], outputs: list[ArtifactInfo],
-              note: str | None, ctx: TaskContext | None = None) -> dict[str, Any]:
+def _finished(
+    job: Job,
+    state: str,
+    *,
+    cached: bool,
+    key: str | None,
+    attempts: int,
+    started: float,
+    inputs: list[dict[str, Any]],
+    outputs: list[ArtifactInfo],
+    note: str | None,
+    ctx: TaskContext | None = None,
+) -> dict[str, Any]:
     return {
-        "kind": "task_finished", "node": job.node_id, "task": job.task.name, "state": state,
-        "cached": cached, "cache_key": key, "attempts": attempts, "started": started,
-        "ended": time.time(), "error": None, "traceback": None,
+        "kind": "task_finished",
+        "node": job.node_id,
+        "task": job.task.name,
+        "state": state,
+        "cached": cached,
+        "cache_key": key,
+        "attempts": attempts,
+        "started": started,
+        "ended": time.time(),
+        "error": None,
+        "traceback": None,
         "stdout": ctx.stdout.getvalue()[-_TEXT_LIMIT:] if ctx else "",
         "stderr": ctx.stderr.getvalue()[-_TEXT_LIMIT:] if ctx else "",
-        "log_tail": log_tail(ctx) if ctx else "", "note": note, "parent": job.parent,
-        "map_index": job.map_index, "inputs": inputs,
+        "log_tail": log_tail(ctx) if ctx else "",
+        "note": note,
+        "parent": job.parent,
+        "map_index": job.map_index,
+        "inputs": inputs,
         "outputs": [{"name": str(i), "artifact": info.to_dict()} for i, info in enumerate(outputs)],
-        "metrics": list(ctx.metrics) if ctx else [], "params": list(ctx.params) if ctx else [],
+        "metrics": list(ctx.metrics) if ctx else [],
+        "params": list(ctx.params) if ctx else [],
     }
-

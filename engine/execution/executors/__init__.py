@@ -14,8 +14,13 @@ _dask_lock = threading.Lock()
 _dask_executors: dict[tuple[str | None, int], Any] = {}
 
 
-def make_executor(spec: str | Executor | None, *, default: str = "threads",
-                  dask_address: str | None = None, dask_workers: int = 2) -> Executor:
+def make_executor(
+    spec: str | Executor | None,
+    *,
+    default: str = "threads",
+    dask_address: str | None = None,
+    dask_workers: int = 2,
+) -> Executor:
     """An executor from ``"inline"``, ``"threads"``, ``"dask"``, ``"tcp://host:port"``.
 
     ``dask_address`` (``GLASSPANE_DASK_ADDRESS``) makes ``"dask"`` mean that cluster.

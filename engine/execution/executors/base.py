@@ -32,8 +32,9 @@ class Executor(Protocol):
 
     name: str
 
-    def execute(self, jobs: Sequence[Job], emit: Emit, want: set[str],
-                cancel: threading.Event) -> Execution:
+    def execute(
+        self, jobs: Sequence[Job], emit: Emit, want: set[str], cancel: threading.Event
+    ) -> Execution:
         """Run ``jobs``; return the values of the node ids in ``want`` that succeeded."""
         ...
 
@@ -45,9 +46,15 @@ class Executor(Protocol):
 Submit = Callable[..., "cf.Future[NodeValue]"]
 
 
-def run_queue(jobs: Sequence[Job], emit: Emit, want: set[str], cancel: threading.Event,
-              submit: Submit, spawn: Callable[[list[Job], Mapping[str, NodeValue]], Any],
-              poll: float = 0.2) -> Execution:
+def run_queue(
+    jobs: Sequence[Job],
+    emit: Emit,
+    want: set[str],
+    cancel: threading.Event,
+    submit: Submit,
+    spawn: Callable[[list[Job], Mapping[str, NodeValue]], Any],
+    poll: float = 0.2,
+) -> Execution:
     """Dependency-driven loop: submit each job once all its dependencies have succeeded.
 
     ``submit(fn, *args)`` returns a ``concurrent.futures.Future``; inline execution

@@ -52,8 +52,13 @@ def embedded_cluster(n_workers: int) -> Any:
             from distributed import LocalCluster
 
             cluster = LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None, silence_logs=50, death_timeout=10,
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=50,
+                death_timeout=10,
             )
             _embedded[n_workers] = cluster
             atexit.register(_close_embedded)
@@ -75,8 +80,9 @@ class DaskExecutor:
 
     name = "dask"
 
-    def __init__(self, address: str | None = None, n_workers: int = 2,
-                 connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, address: str | None = None, n_workers: int = 2, connect_timeout: float = 5.0
+    ) -> None:
         self.address = check_address(address) if address else None
         self.n_workers = n_workers
         self.connect_timeout = connect_timeout
@@ -89,8 +95,9 @@ class DaskExecutor:
 
             if self.address:
                 try:
-                    self._client = Client(self.address, timeout=self.connect_timeout,
-                                          set_as_default=False)
+                    self._client = Client(
+                        self.address, timeout=self.connect_timeout, set_as_default=False
+                    )
                 except (OSError, TimeoutError) as exc:
                     raise ExecutorError(
                         f"cannot reach the Dask scheduler at {self.address} within "
@@ -101,8 +108,9 @@ class DaskExecutor:
                 self._client = Client(embedded_cluster(self.n_workers), set_as_default=False)
         return self._client
 
-    def execute(self, jobs: Sequence[Job], emit: Emit, want: set[str],
-                cancel: threading.Event) -> Execution:
+    def execute(
+        self, jobs: Sequence[Job], emit: Emit, want: set[str], cancel: threading.Event
+    ) -> Execution:
         result = Execution()
         if not jobs:
             return result
@@ -126,10 +134,19 @@ class DaskExecutor:
             for job in jobs:
                 resources = dict(job.task.options.resources) or None
                 futures[job.node_id] = client.submit(
-                    _dask_entry, job, topic, *[futures[d] for d in job.deps],
-                    key=job.dask_key, pure=False, resources=resources,
+                    _dask_entry,
+                    job,
+                    topic,
+                    *[futures[d] for d in job.deps],
+                    key=job.dask_key,
+                    pure=False,
+                    resources=resources,
                 )
-            self._wait(client, futures, cancel)
+            try:
+                self._wait(client, futures, cancel)
+            except BaseException:  # Ctrl-C / SIGTERM: leave nothing running on the cluster
+                client.cancel(list(futures.values()), force=True)
+                raise
             if cancel.is_set():
                 client.cancel(list(futures.values()), force=True)
                 result.cancelled = True
@@ -188,8 +205,7 @@ def ship_user_code(jobs: Sequence[Job]) -> None:
     """
     import cloudpickle
 
-    prefixes = tuple({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix,
-                                                      sys.exec_prefix)})
+    prefixes = tuple({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
     for name in {job.task.fn.__module__ for job in jobs}:
         if name in _shipped or name == "__main__" or name.split(".")[0] == "glasspane":
             continue
@@ -219,8 +235,10 @@ def _dask_entry(job: Job, topic: str, *dep_values: NodeValue) -> NodeValue:
         from distributed import worker_client
 
         with worker_client() as client:
-            futures = [client.submit(_dask_child, child, topic, dict(deps), key=child.dask_key,
-                                     pure=False) for child in children]
+            futures = [
+                client.submit(_dask_child, child, topic, dict(deps), key=child.dask_key, pure=False)
+                for child in children
+            ]
             out: list[Any] = []
             for future in futures:
                 try:

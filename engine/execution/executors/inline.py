@@ -45,8 +45,9 @@ class InlineExecutor:
 
     name = "inline"
 
-    def execute(self, jobs: Sequence[Job], emit: Emit, want: set[str],
-                cancel: threading.Event) -> Execution:
+    def execute(
+        self, jobs: Sequence[Job], emit: Emit, want: set[str], cancel: threading.Event
+    ) -> Execution:
         for job in jobs:
             job.tee = True
         return run_queue(jobs, emit, want, cancel, _run_now, spawn_serial(emit))

@@ -25,16 +25,17 @@ class ThreadsExecutor:
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
 
-    def execute(self, jobs: Sequence[Job], emit: Emit, want: set[str],
-                cancel: threading.Event) -> Execution:
+    def execute(
+        self, jobs: Sequence[Job], emit: Emit, want: set[str], cancel: threading.Event
+    ) -> Execution:
         pool = cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="glasspane-task")
 
         def spawn(children: list[Job], deps: Mapping[str, NodeValue]) -> list[Any]:
             # children get their own pool: waiting on the run's pool from inside it deadlocks
-            with cf.ThreadPoolExecutor(self.max_workers,
-                                       thread_name_prefix="glasspane-map") as child_pool:
-                futures = [child_pool.submit(execute_job, c, deps, emit, spawn)
-                           for c in children]
+            with cf.ThreadPoolExecutor(
+                self.max_workers, thread_name_prefix="glasspane-map"
+            ) as child_pool:
+                futures = [child_pool.submit(execute_job, c, deps, emit, spawn) for c in children]
                 out: list[Any] = []
                 for future in futures:
                     try:

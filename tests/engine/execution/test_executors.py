@@ -79,8 +79,13 @@ def test_second_run_is_cached_except_cache_false(executor: str, tmp_path: Path) 
     retrain.run(calls=str(tmp_path), executor=executor)
     again = retrain.run(calls=str(tmp_path), executor=executor)
     cached = {t.node: t.cached for t in again.tasks}
-    assert cached == {"load": True, "split": True, "train[0]": False, "train[1]": False,
-                      "best": True}  # train reran and gave identical models: early cut-off
+    assert cached == {
+        "load": True,
+        "split": True,
+        "train[0]": False,
+        "train[1]": False,
+        "best": True,
+    }  # train reran and gave identical models: early cut-off
     assert count(tmp_path, "load") == 1
     assert count(tmp_path, "train") == 4
 
@@ -130,8 +135,9 @@ def test_retries_with_backoff_then_succeeds(executor: str, tmp_path: Path) -> No
 
 
 def test_failure_marks_downstream_and_records_traceback(executor: str, tmp_path: Path) -> None:
-    result = flaky_flow.run(calls=str(tmp_path), fail_times=5, executor=executor,
-                            raise_on_failure=False)
+    result = flaky_flow.run(
+        calls=str(tmp_path), fail_times=5, executor=executor, raise_on_failure=False
+    )
     assert result.state == FAILED
     assert result.task("flaky").state == FAILED
     assert result.task("flaky").attempts == 3
@@ -190,8 +196,9 @@ def dynamic(calls: str, n: int = 3):
     return total(square.map(expand(items(n)), calls=calls))
 
 
-def test_dynamic_map_expands_at_run_time_and_caches_each_child(executor: str,
-                                                              tmp_path: Path) -> None:
+def test_dynamic_map_expands_at_run_time_and_caches_each_child(
+    executor: str, tmp_path: Path
+) -> None:
     first = dynamic.run(calls=str(tmp_path), n=3, executor=executor)
     assert first.output == 0 + 100 + 400
     children = [t for t in first.tasks if t.parent == "square"]
@@ -199,8 +206,7 @@ def test_dynamic_map_expands_at_run_time_and_caches_each_child(executor: str,
     second = dynamic.run(calls=str(tmp_path), n=4, executor=executor)
     assert second.output == 0 + 100 + 400 + 900
     cached = {t.node: t.cached for t in second.tasks if t.parent == "square"}
-    assert cached == {"square[0]": True, "square[1]": True, "square[2]": True,
-                      "square[3]": False}
+    assert cached == {"square[0]": True, "square[1]": True, "square[2]": True, "square[3]": False}
     assert count(tmp_path, "square-10") == 1
     stored = {t["node"] for t in glasspane.get_run(second.run_id)["tasks"]}
     assert {"square[0]", "square[3]"} <= stored
@@ -227,8 +233,9 @@ def resumable(calls: str, flag_file: str):
 def test_retry_reuses_succeeded_outputs(executor: str, tmp_path: Path) -> None:
     flag = tmp_path / "flag"
     flag.write_text("fail")
-    failed = resumable.run(calls=str(tmp_path), flag_file=str(flag), executor=executor,
-                           raise_on_failure=False)
+    failed = resumable.run(
+        calls=str(tmp_path), flag_file=str(flag), executor=executor, raise_on_failure=False
+    )
     assert failed.state == FAILED and failed.task("stamp").state == SUCCEEDED
     flag.unlink()
     resumed = glasspane.retry(failed.run_id, executor=executor)
@@ -253,8 +260,7 @@ def nonce_flow(calls: str):
     return nonce(calls)
 
 
-def test_each_run_computes_fresh_values_for_uncached_tasks(executor: str,
-                                                           tmp_path: Path) -> None:
+def test_each_run_computes_fresh_values_for_uncached_tasks(executor: str, tmp_path: Path) -> None:
     # on Dask a reused key would silently return the earlier run's value
     first = nonce_flow.run(calls=str(tmp_path), executor=executor)
     second = nonce_flow.run(calls=str(tmp_path), executor=executor)
