@@ -85,6 +85,7 @@ def run_pipeline(
         heartbeat_interval=settings.heartbeat_interval,
         run_id=run_id,
         plan=plan,
+        raise_interrupt=raise_on_failure,
     )
     if raise_on_failure and result.state != SUCCEEDED:
         raise RunFailed(

@@ -142,11 +142,14 @@ def execute_run(
     heartbeat_interval: float = 5.0,
     run_id: str | None = None,
     plan: Plan | None = None,
+    raise_interrupt: bool = True,
 ) -> RunResult:
     """Run ``graph`` to a terminal state and return its :class:`RunResult`.
 
     ``plan`` (from :func:`~glasspane.execution.planner.plan_run` with the same ``run_id``)
-    lets the caller look at what must execute before the run is recorded.
+    lets the caller look at what must execute before the run is recorded. On Ctrl-C or
+    SIGTERM the run is recorded as cancelled, then the interrupt is re-raised unless
+    ``raise_interrupt`` is false (the result, with state ``cancelled``, is returned).
     """
     run_id = run_id or new_run_id()
     version_id = store.ensure_pipeline_version(graph.pipeline, graph.version_hash, graph.to_json())
@@ -205,7 +208,7 @@ def execute_run(
         store.set_run_state(
             run_id, result.state, error=result.error, output=jsonable(result.output)
         )
-    if interrupted is not None:
+    if interrupted is not None and raise_interrupt:
         raise interrupted
     return result
 
@@ -230,11 +233,11 @@ def _settle(graph: Graph, recorder: Recorder, execution: Execution, cancelled: b
                 failed.add(node.id)
             continue
         now = time.time()
-        if any(u in failed for u in node.upstream):
-            state, error = UPSTREAM_FAILED, "an upstream task failed"
-            failed.add(node.id)
-        elif cancelled:
+        if cancelled:
             state, error = CANCELLED, "the run was cancelled"
+            failed.add(node.id)
+        elif any(u in failed for u in node.upstream):
+            state, error = UPSTREAM_FAILED, "an upstream task failed"
             failed.add(node.id)
         else:
             exc = execution.errors.get(node.id) or execution.errors.get("<run>")
