@@ -44,8 +44,9 @@ def cli_env(glasspane_home: Path) -> dict[str, str]:
     return env
 
 
-def glasspane_command() -> list[str]:
-    """The installed console script, run through its entry point."""
+@pytest.fixture
+def glasspane_cmd() -> list[str]:
+    """The installed ``glasspane`` console script, run through its entry point."""
     script = Path(sys.executable).with_name("glasspane")
     if script.exists():
         return [str(script)]

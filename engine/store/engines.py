@@ -75,8 +75,8 @@ def describe(exc: BaseException) -> str:
     """A one-line cause for ``exc``: the DB-API message without SQLAlchemy's boilerplate."""
     orig = getattr(exc, "orig", None)
     inner = orig if isinstance(orig, BaseException) else exc
-    text = str(inner).strip().splitlines()[0] if str(inner).strip() else type(inner).__name__
-    return text
+    message = str(inner).strip()
+    return message.splitlines()[0] if message else type(inner).__name__
 
 
 def parse_url(url: str) -> URL:
@@ -99,7 +99,7 @@ def sqlite_path(url: URL) -> Path | None:
     """The file behind a SQLite URL, or ``None`` for an in-memory database."""
     database = url.database or ""
     if url.query.get("uri") in ("true", "1") or database.startswith("file:"):
-        if "mode=memory" in database:
+        if url.query.get("mode") == "memory" or "mode=memory" in database:
             return None
         database = database.removeprefix("file:").split("?", 1)[0]
     if database in ("", ":memory:"):
@@ -144,6 +144,9 @@ def sqlite_engine(
     """
     path = sqlite_path(url)
     options: dict[str, Any] = {"json_serializer": dumps}
+    if path is not None and not (url.database or "").startswith("file:"):
+        # Pin a relative path now: a later chdir must not move the database.
+        url = url.set(database=str(path))
     if path is None:
         options.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Insert, bindparam, insert, select, update
 
 from ..errors import NotFound
 from ..types import RETRYING, RUNNING, TERMINAL_STATES
@@ -52,6 +52,14 @@ def tail(text: str | None, limit: int = TEXT_LIMIT) -> str | None:
     return marker + kept.decode("utf-8", errors="ignore")
 
 
+def insert_id(conn: Connection, statement: Insert, row: dict[str, Any] | None = None) -> int:
+    """Insert one row (``row``, or the statement's own values); return the id it was given."""
+    key = conn.execute(statement, row).inserted_primary_key
+    if key is None or key[0] is None:
+        raise RuntimeError(f"the database returned no id for a row of {statement.table}")
+    return int(key[0])
+
+
 def chunks(items: list[Any]) -> Iterable[list[Any]]:
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
@@ -61,7 +69,7 @@ def check_events(events: list[dict[str, Any]]) -> None:
     """Reject a batch with an unknown event kind before anything is written.
 
     Raises:
-        ValueError: an event has no ``kind`` or one this store does not know.
+        ValueError: an event has no ``kind``, one this store does not know, or no ``node``.
     """
     for position, event in enumerate(events):
         if event.get("kind") not in EVENT_KINDS:
@@ -69,43 +77,114 @@ def check_events(events: list[dict[str, Any]]) -> None:
                 f"event #{position} has kind `{event.get('kind')}`, which the metadata store "
                 f"does not know; use one of {', '.join(EVENT_KINDS)}"
             )
+        if not isinstance(event.get("node"), str):
+            raise ValueError(
+                f"event #{position} ({event['kind']}) has no `node`; every event names the "
+                "node id of its task run"
+            )
+
+
+# Statements built once: executing a prebuilt statement skips SQLAlchemy's per-statement
+# construction and cache-key work, which dominates a large batch. The columns set by an UPDATE
+# or INSERT are the keys of the parameter dict it runs with.
+_task_runs = TaskRunRow.__table__.c
+_attempts = AttemptRow.__table__.c
+_artifacts = ArtifactRow.__table__.c
+INSERT_TASK_RUN = insert(TaskRunRow)
+UPDATE_TASK_RUN = update(TaskRunRow).where(
+    _task_runs.id == bindparam("_id"), _task_runs.state.not_in(TERMINAL_STATES)
+)
+INSERT_ATTEMPT = insert(AttemptRow)
+UPDATE_ATTEMPT = update(AttemptRow).where(_attempts.id == bindparam("_id"))
+INSERT_ARTIFACT = insert(ArtifactRow)
+COMPLETE_ARTIFACT = update(ArtifactRow).where(
+    _artifacts.id == bindparam("_id"), _artifacts.uri.is_(None)
+)
+INSERT_EDGES = insert(LineageEdgeRow)
+INSERT_METRICS = insert(MetricRow)
 
 
 class EventWriter:
-    """Writes one batch of events for one run on a connection inside a write transaction."""
+    """Writes one batch of events for one run on a connection inside a write transaction.
+
+    The task runs, attempts and artifacts the batch refers to are read up front in a few
+    queries; lineage edges and metrics are inserted together at the end.
+    """
 
     def __init__(self, conn: Connection, run_id: str) -> None:
         self.conn = conn
         self.run_id = run_id
         # node_id -> (task_run id, state) for the nodes this batch touches.
         self.task_runs: dict[str, tuple[int, str]] = {}
-        self.artifact_ids: dict[str, int] = {}
+        self.attempt_ids: dict[tuple[int, int], int] = {}
+        # content_hash -> (artifact id, has a uri)
+        self.artifacts: dict[str, tuple[int, bool]] = {}
         self.edges: list[dict[str, Any]] = []
         self.metrics: list[dict[str, Any]] = []
 
     def apply(self, events: list[dict[str, Any]]) -> None:
         """Apply ``events`` in order, then insert the collected edges and metrics in bulk."""
-        self._load_task_runs({event["node"] for event in events})
+        self._prefetch(events)
         for event in events:
             getattr(self, f"_{event['kind']}")(event)
         if self.edges:
-            self.conn.execute(insert(LineageEdgeRow), self.edges)
+            self.conn.execute(INSERT_EDGES, self.edges)
         if self.metrics:
-            self.conn.execute(insert(MetricRow), self.metrics)
+            self.conn.execute(INSERT_METRICS, self.metrics)
 
-    # ---- task runs ---------------------------------------------------------------------------
-
-    def _load_task_runs(self, nodes: set[str]) -> None:
-        for part in chunks(sorted(nodes)):
+    def _prefetch(self, events: list[dict[str, Any]]) -> None:
+        nodes = sorted({event["node"] for event in events})
+        for part in chunks(nodes):
             rows = self.conn.execute(
-                select(TaskRunRow.id, TaskRunRow.node_id, TaskRunRow.state).where(
-                    TaskRunRow.run_id == self.run_id, TaskRunRow.node_id.in_(part)
+                select(_task_runs.id, _task_runs.node_id, _task_runs.state).where(
+                    _task_runs.run_id == self.run_id, _task_runs.node_id.in_(part)
                 )
             )
             for row in rows:
                 self.task_runs[row.node_id] = (row.id, row.state)
+        for part in chunks([task_run_id for task_run_id, _ in self.task_runs.values()]):
+            rows = self.conn.execute(
+                select(_attempts.id, _attempts.task_run_id, _attempts.attempt).where(
+                    _attempts.task_run_id.in_(part)
+                )
+            )
+            for row in rows:
+                self.attempt_ids[(row.task_run_id, row.attempt)] = row.id
+        self._prefetch_artifacts(events)
 
-    def _task_run(self, event: dict[str, Any], state: str, **values: Any) -> int:
+    def _prefetch_artifacts(self, events: list[dict[str, Any]]) -> None:
+        """Look up the batch's artifacts and insert the missing ones, in a few statements."""
+        infos: dict[str, dict[str, Any]] = {}
+        for event in events:
+            if event["kind"] != "task_finished":
+                continue
+            known = self.task_runs.get(event["node"])
+            if known is not None and known[1] in TERMINAL_STATES:
+                continue  # dropped whole by the compare-and-set
+            for item in [*(event.get("inputs") or ()), *(event.get("outputs") or ())]:
+                infos.setdefault(item["artifact"]["content_hash"], item["artifact"])
+        self._select_artifacts(list(infos))
+        missing = [
+            info for content_hash, info in infos.items() if content_hash not in self.artifacts
+        ]
+        if missing:
+            created = datetime.now(timezone.utc)
+            self.conn.execute(INSERT_ARTIFACT, [artifact_row(info, created) for info in missing])
+            self._select_artifacts([info["content_hash"] for info in missing])
+
+    def _select_artifacts(self, hashes: list[str]) -> None:
+        for part in chunks(hashes):
+            rows = self.conn.execute(
+                select(_artifacts.id, _artifacts.content_hash, _artifacts.uri).where(
+                    _artifacts.content_hash.in_(part)
+                )
+            )
+            for row in rows:
+                self.artifacts[row.content_hash] = (row.id, row.uri is not None)
+
+    # ---- task runs ---------------------------------------------------------------------------
+
+    def _insert_task_run(self, event: dict[str, Any], state: str, **values: Any) -> int:
         """Insert the task run of ``event`` in ``state`` with ``values``; return its id."""
         node = event["node"]
         row = {
@@ -119,7 +198,7 @@ class EventWriter:
             "map_index": event.get("map_index"),
             **values,
         }
-        task_run_id = self.conn.execute(insert(TaskRunRow).values(row)).inserted_primary_key[0]
+        task_run_id = insert_id(self.conn, INSERT_TASK_RUN, row)
         self.task_runs[node] = (task_run_id, state)
         return task_run_id
 
@@ -129,9 +208,7 @@ class EventWriter:
         if current in TERMINAL_STATES:
             return False
         changed = self.conn.execute(
-            update(TaskRunRow)
-            .where(TaskRunRow.id == task_run_id, TaskRunRow.state.not_in(TERMINAL_STATES))
-            .values(state=state, **values)
+            UPDATE_TASK_RUN, {"_id": task_run_id, "state": state, **values}
         ).rowcount
         self.task_runs[node] = (task_run_id, state if changed else current)
         return bool(changed)
@@ -152,7 +229,7 @@ class EventWriter:
         started = utc(event["ts"])
         node = event["node"]
         if node not in self.task_runs:
-            task_run_id = self._task_run(event, state, attempts=attempt, started_at=started)
+            task_run_id = self._insert_task_run(event, state, attempts=attempt, started_at=started)
         else:
             values: dict[str, Any] = {"attempts": attempt, **self._optional(event)}
             if attempt == 1:
@@ -160,17 +237,22 @@ class EventWriter:
             if not self._update_task_run(node, state, **values):
                 return
             task_run_id = self.task_runs[node][0]
-        if self._attempt_id(task_run_id, attempt) is None:
-            self.conn.execute(
-                insert(AttemptRow).values(
-                    task_run_id=task_run_id, attempt=attempt, state=RUNNING, started_at=started
-                )
+        if (task_run_id, attempt) not in self.attempt_ids:
+            self.attempt_ids[(task_run_id, attempt)] = insert_id(
+                self.conn,
+                INSERT_ATTEMPT,
+                {
+                    "task_run_id": task_run_id,
+                    "attempt": attempt,
+                    "state": RUNNING,
+                    "started_at": started,
+                },
             )
 
     def _attempt_finished(self, event: dict[str, Any]) -> None:
         node = event["node"]
         if node not in self.task_runs:
-            self._task_run(event, RUNNING)
+            self._insert_task_run(event, RUNNING)
         task_run_id, state = self.task_runs[node]
         if state in TERMINAL_STATES:
             return
@@ -180,13 +262,15 @@ class EventWriter:
             "ended_at": utc(event["ts"]),
             "error": tail(event.get("error")),
         }
-        attempt_id = self._attempt_id(task_run_id, attempt)
+        attempt_id = self.attempt_ids.get((task_run_id, attempt))
         if attempt_id is None:
-            self.conn.execute(
-                insert(AttemptRow).values(task_run_id=task_run_id, attempt=attempt, **values)
+            self.attempt_ids[(task_run_id, attempt)] = insert_id(
+                self.conn,
+                INSERT_ATTEMPT,
+                {"task_run_id": task_run_id, "attempt": attempt, "started_at": None, **values},
             )
         else:
-            self.conn.execute(update(AttemptRow).where(AttemptRow.id == attempt_id).values(values))
+            self.conn.execute(UPDATE_ATTEMPT, {"_id": attempt_id, **values})
 
     def _task_finished(self, event: dict[str, Any]) -> None:
         started, ended = event.get("started"), event["ended"]
@@ -208,7 +292,7 @@ class EventWriter:
             values["started_at"] = utc(started)
         node = event["node"]
         if node not in self.task_runs:
-            task_run_id = self._task_run(event, event["state"], **values)
+            task_run_id = self._insert_task_run(event, event["state"], **values)
         elif self._update_task_run(node, event["state"], **values):
             task_run_id = self.task_runs[node][0]
         else:
@@ -253,56 +337,42 @@ class EventWriter:
     def _task_skipped(self, event: dict[str, Any]) -> None:
         values = {"ended_at": utc(event["ts"]), "error": tail(event.get("error"))}
         if event["node"] not in self.task_runs:
-            self._task_run(event, event["state"], **values)
+            self._insert_task_run(event, event["state"], **values)
         else:
             self._update_task_run(event["node"], event["state"], **values)
 
-    # ---- attempts and artifacts --------------------------------------------------------------
-
-    def _attempt_id(self, task_run_id: int, attempt: int) -> int | None:
-        return self.conn.execute(
-            select(AttemptRow.id).where(
-                AttemptRow.task_run_id == task_run_id, AttemptRow.attempt == attempt
-            )
-        ).scalar()
+    # ---- artifacts ---------------------------------------------------------------------------
 
     def _artifact_id(self, info: dict[str, Any]) -> int:
-        """The id of the artifact ``info`` describes, inserting or completing its row."""
+        """The id of the artifact ``info`` describes, completing its row with a new ``uri``."""
         content_hash = info["content_hash"]
-        if content_hash in self.artifact_ids:
-            return self.artifact_ids[content_hash]
-        row = self.conn.execute(
-            select(ArtifactRow.id, ArtifactRow.uri).where(ArtifactRow.content_hash == content_hash)
-        ).first()
-        if row is None:
-            artifact_id = self.conn.execute(
-                insert(ArtifactRow).values(
-                    content_hash=content_hash,
-                    uri=info.get("uri"),
-                    digest=info.get("digest"),
-                    type_name=info.get("type_name") or "object",
-                    materializer=info.get("materializer"),
-                    size=int(info.get("size") or 0),
-                    preview=info.get("preview"),
-                    created_at=datetime.now(timezone.utc),
-                )
-            ).inserted_primary_key[0]
-        else:
-            artifact_id = row.id
-            if row.uri is None and info.get("uri"):
-                # The value was first kept in memory only; now it has been written somewhere.
-                self.conn.execute(
-                    update(ArtifactRow)
-                    .where(ArtifactRow.id == artifact_id, ArtifactRow.uri.is_(None))
-                    .values(
-                        uri=info["uri"],
-                        digest=info.get("digest"),
-                        materializer=info.get("materializer"),
-                        size=int(info.get("size") or 0),
-                    )
-                )
-        self.artifact_ids[content_hash] = artifact_id
+        if content_hash not in self.artifacts:  # not prefetched: its task run looked terminal
+            self._select_artifacts([content_hash])
+        if content_hash not in self.artifacts:
+            self.conn.execute(INSERT_ARTIFACT, artifact_row(info, datetime.now(timezone.utc)))
+            self._select_artifacts([content_hash])
+        artifact_id, has_uri = self.artifacts[content_hash]
+        if not has_uri and info.get("uri"):
+            # The value was first kept in memory only; now it has been written somewhere.
+            row = artifact_row(info, None)
+            completion = {key: row[key] for key in ("uri", "digest", "materializer", "size")}
+            self.conn.execute(COMPLETE_ARTIFACT, {"_id": artifact_id, **completion})
+            self.artifacts[content_hash] = (artifact_id, True)
         return artifact_id
+
+
+def artifact_row(info: dict[str, Any], created_at: datetime | None) -> dict[str, Any]:
+    """The ``artifacts`` row of an :meth:`ArtifactInfo.to_dict` dict."""
+    return {
+        "content_hash": info["content_hash"],
+        "uri": info.get("uri"),
+        "digest": info.get("digest"),
+        "type_name": info.get("type_name") or "object",
+        "materializer": info.get("materializer"),
+        "size": int(info.get("size") or 0),
+        "preview": info.get("preview"),
+        "created_at": created_at,
+    }
 
 
 def require_run(conn: Connection, run_id: str) -> None:

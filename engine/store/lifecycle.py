@@ -20,7 +20,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from ..errors import NotFound
 from ..types import CRASHED, PENDING, RUNNING, TERMINAL_STATES
-from .events import require_run, tail
+from .events import insert_id, require_run, tail
 from .models import AttemptRow, PipelineRow, PipelineVersionRow, RunRow, TaskRunRow
 
 
@@ -34,9 +34,7 @@ def ensure_pipeline_version(
     """The id of version ``version_hash`` of pipeline ``name``, inserting what is missing."""
     pipeline_id = conn.execute(select(PipelineRow.id).where(PipelineRow.name == name)).scalar()
     if pipeline_id is None:
-        pipeline_id = conn.execute(
-            insert(PipelineRow).values(name=name, created_at=now())
-        ).inserted_primary_key[0]
+        pipeline_id = insert_id(conn, insert(PipelineRow).values(name=name, created_at=now()))
     version_id = conn.execute(
         select(PipelineVersionRow.id).where(
             PipelineVersionRow.pipeline_id == pipeline_id,
@@ -44,11 +42,12 @@ def ensure_pipeline_version(
         )
     ).scalar()
     if version_id is None:
-        version_id = conn.execute(
+        version_id = insert_id(
+            conn,
             insert(PipelineVersionRow).values(
                 pipeline_id=pipeline_id, hash=version_hash, graph_json=graph_json, created_at=now()
-            )
-        ).inserted_primary_key[0]
+            ),
+        )
     return int(version_id)
 
 

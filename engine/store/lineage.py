@@ -82,7 +82,7 @@ class LineageWalk:
         consumed = self._edges(LineageEdgeRow.task_run_id, frontier, "input")
         new_artifacts = self._add_artifacts([artifact for _, artifact in consumed])
         for task_run, artifact in consumed:
-            self._edge(self.task_runs[task_run]["key"], self.artifacts[artifact]["content_hash"])
+            self._edge(self.artifacts[artifact]["content_hash"], self.task_runs[task_run]["key"])
         self._resolve_producers(new_artifacts)
         found = []
         for artifact in new_artifacts:
@@ -143,7 +143,7 @@ class LineageWalk:
     def _load_task_runs(self, ids: list[int], level: int) -> list[int]:
         """Add the task runs ``ids`` not seen yet at ``level``; return those new ids."""
         new = list(dict.fromkeys(i for i in ids if i not in self.task_runs))
-        rows = []
+        rows: list[Any] = []
         for part in chunks(new):
             rows.extend(self.conn.execute(select(*_TASK_COLUMNS).where(TaskRunRow.id.in_(part))))
         position = {task_run_id: n for n, task_run_id in enumerate(new)}

@@ -244,7 +244,12 @@ class MetadataStore:
             limit: at most this many runs.
             pipeline: only runs of the pipeline with this name.
             state: only runs in this state.
+
+        Raises:
+            ValueError: ``limit`` is less than 1.
         """
+        if limit < 1:
+            raise ValueError(f"list_runs limit must be 1 or more, not {limit}")
         with self._read() as conn:
             return queries.list_runs(conn, limit=limit, pipeline=pipeline, state=state)
 

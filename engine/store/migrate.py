@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
@@ -36,6 +37,9 @@ from .engines import (
     sqlite_engine,
     sqlite_path,
 )
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 HEAD = "0001"
 """The newest migration revision; bump it with every new file in ``migrations/versions``."""
@@ -57,7 +61,7 @@ def upgrade(url: str, *, engine: Engine | None = None) -> None:
             version of glasspane knows.
     """
     if engine is not None:
-        if current_revision(engine) != HEAD:
+        if not _at_head(engine, url):
             _run_alembic(engine, url)
         return
     parsed = parse_url(url)
@@ -113,7 +117,8 @@ def _at_head(engine: Engine, url: str) -> bool:
 
 
 def _lock_path(url: str) -> Path:
-    path = sqlite_path(parse_url(url)) if is_sqlite(parse_url(url)) else None
+    parsed = parse_url(url)
+    path = sqlite_path(parsed) if is_sqlite(parsed) else None
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path.with_name(path.name + ".migrate.lock")
@@ -121,7 +126,7 @@ def _lock_path(url: str) -> Path:
     return Path(tempfile.gettempdir()) / f"glasspane-migrate-{digest}.lock"
 
 
-def alembic_config(connection: Connection | None = None) -> object:
+def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic ``Config`` for glasspane's migrations, built without an ini file.
 
     Args:
@@ -137,13 +142,23 @@ def alembic_config(connection: Connection | None = None) -> object:
 
 
 def _run_alembic(engine: Engine, url: str) -> None:
+    """Upgrade to head in one transaction; errors become :class:`ConfigError`."""
+    try:
+        _upgrade_in_transaction(engine, url)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise open_error(url, f"migrating the schema failed: {describe(exc)}") from exc
+
+
+def _upgrade_in_transaction(engine: Engine, url: str) -> None:
     from alembic import command
     from alembic.util import CommandError
 
     with engine.execution_options(**{BEGIN_OPTION: "BEGIN IMMEDIATE"}).begin() as conn:
         found = _revision(conn)
         try:
-            command.upgrade(alembic_config(conn), "head")  # type: ignore[arg-type]
+            command.upgrade(alembic_config(conn), "head")
         except CommandError as exc:
             if found is not None and "Can't locate revision" in str(exc):
                 raise _too_new(url, found) from exc

@@ -237,7 +237,8 @@ def artifact_edges(conn: Connection, run_id: str) -> dict[int, dict[str, list[di
     return edges
 
 
-def artifact_info(row: Row[Any]) -> ArtifactInfo:
+def artifact_info(row: Any) -> ArtifactInfo:
+    """The :class:`ArtifactInfo` of a result row holding the ``artifacts`` columns."""
     return ArtifactInfo(
         content_hash=row.content_hash,
         uri=row.uri,

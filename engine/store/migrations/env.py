@@ -10,8 +10,9 @@ work on SQLite too.
 from __future__ import annotations
 
 from alembic import context
-from glasspane.store.models import Base
 from sqlalchemy import Connection, create_engine, text
+
+from glasspane.store.models import Base
 
 # Any constant will do; it only has to be the same in every glasspane process.
 _PG_MIGRATION_LOCK = 0x676C617373  # "glass"
@@ -37,6 +38,8 @@ def _run() -> None:
         _migrate(connection)
         return
     url = context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("set sqlalchemy.url in the alembic.ini passed with -c")
     engine = create_engine(url)
     try:
         with engine.begin() as conn:

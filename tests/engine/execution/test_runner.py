@@ -148,13 +148,11 @@ PIPELINE_FILE = textwrap.dedent(
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_cli_signal_cancels_the_run_with_exit_130(
-    sig: signal.Signals, tmp_path: Path, cli_env: dict[str, str]
+    sig: signal.Signals, tmp_path: Path, cli_env: dict[str, str], glasspane_cmd: list[str]
 ) -> None:
-    from conftest import glasspane_command
-
     (tmp_path / "sleepy.py").write_text(PIPELINE_FILE)
     proc = subprocess.Popen(
-        [*glasspane_command(), "run", "sleepy.py:sleeper", "--executor", "threads", "--json"],
+        [*glasspane_cmd, "run", "sleepy.py:sleeper", "--executor", "threads", "--json"],
         cwd=tmp_path,
         env=cli_env,
         stdout=subprocess.PIPE,
@@ -166,7 +164,7 @@ def test_cli_signal_cancels_the_run_with_exit_130(
     while time.monotonic() < deadline and not runs:
         time.sleep(0.2)
         listed = subprocess.run(
-            [*glasspane_command(), "runs", "list", "--json"],
+            [*glasspane_cmd, "runs", "list", "--json"],
             cwd=tmp_path,
             env=cli_env,
             capture_output=True,
@@ -181,7 +179,7 @@ def test_cli_signal_cancels_the_run_with_exit_130(
     assert proc.returncode == 130, err
     assert json.loads(out)["state"] == CANCELLED
     shown = subprocess.run(
-        [*glasspane_command(), "runs", "show", str(runs[0]["run_id"]), "--json"],
+        [*glasspane_cmd, "runs", "show", str(runs[0]["run_id"]), "--json"],
         cwd=tmp_path,
         env=cli_env,
         capture_output=True,

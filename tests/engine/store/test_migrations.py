@@ -1,0 +1,135 @@
+"""Alembic migrations of the metadata store: they match the models, and upgrade is safe to race."""
+
+from __future__ import annotations
+
+import multiprocessing
+import subprocess
+import sys
+import traceback
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+
+from glasspane.errors import ConfigError
+from glasspane.store import MetadataStore, upgrade
+from glasspane.store.migrate import HEAD, alembic_config, current_revision
+from glasspane.store.models import Base
+
+TABLES = {
+    "alembic_version", "pipelines", "pipeline_versions", "runs", "task_runs", "attempts",
+    "artifacts", "lineage_edges", "metrics",
+}  # fmt: skip
+
+
+def test_head_constant_matches_the_newest_migration() -> None:
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD
+
+
+def test_migrated_schema_matches_the_models(db_url: str) -> None:
+    upgrade(db_url)
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+            assert set(inspect(conn).get_table_names()) == TABLES
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_is_idempotent(db_url: str) -> None:
+    upgrade(db_url)
+    upgrade(db_url)
+    engine = create_engine(db_url)
+    try:
+        assert current_revision(engine) == HEAD
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_opening_a_migrated_database_does_not_import_alembic(db_url: str) -> None:
+    upgrade(db_url)
+    script = (
+        "import sys\n"
+        "from glasspane.store import MetadataStore\n"
+        f"MetadataStore({db_url!r}).close()\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "False"
+
+
+def test_downgrade_to_base_and_back(db_url: str) -> None:
+    upgrade(db_url)
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "base")
+        with engine.connect() as conn:
+            assert set(inspect(conn).get_table_names()) == {"alembic_version"}
+    finally:
+        engine.dispose()
+    upgrade(db_url)
+    with MetadataStore(db_url) as store:
+        assert store.list_runs() == []
+
+
+def test_database_newer_than_glasspane(db_url: str) -> None:
+    upgrade(db_url)
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    finally:
+        engine.dispose()
+    with pytest.raises(ConfigError) as info:
+        MetadataStore(db_url)
+    assert "is at schema revision `9999`, newer than this glasspane knows (head `0001`); " in str(
+        info.value
+    )
+    assert str(info.value).endswith(
+        "upgrade glasspane or point GLASSPANE_DATABASE_URL at another database"
+    )
+
+
+UPGRADERS = 4
+
+
+def _upgrader(url: str, barrier: Any, results: Any) -> None:
+    try:
+        barrier.wait(timeout=60)
+        upgrade(url)
+        results.put(None)
+    except BaseException:
+        results.put(traceback.format_exc())
+
+
+def test_concurrent_first_upgrades_all_succeed(db_url: str) -> None:
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(UPGRADERS), context.Queue()
+    processes = [
+        context.Process(target=_upgrader, args=(db_url, barrier, results)) for _ in range(UPGRADERS)
+    ]
+    for process in processes:
+        process.start()
+    errors = [results.get(timeout=240) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert errors == [None] * UPGRADERS
+    assert [process.exitcode for process in processes] == [0] * UPGRADERS
+    engine = create_engine(db_url)
+    try:
+        assert current_revision(engine) == HEAD
+        with engine.connect() as conn:
+            assert set(inspect(conn).get_table_names()) == TABLES
+    finally:
+        engine.dispose()
