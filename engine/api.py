@@ -112,13 +112,23 @@ def runs(
 ) -> list[dict[str, Any]]:
     """Recent runs, newest first."""
     settings = settings or load_settings()
-    return metadata_store(settings).list_runs(limit=limit, pipeline=pipeline, state=state)
+    store = metadata_store(settings)
+    sweep_crashed(store, settings)
+    return store.list_runs(limit=limit, pipeline=pipeline, state=state)
+
+
+def sweep_crashed(store: MetadataStore, settings: Settings) -> list[str]:
+    """Mark runs whose driver stopped heart-beating as ``crashed`` (they can be retried)."""
+    return store.mark_crashed(stale_after=max(settings.crash_after,
+                                              4 * settings.heartbeat_interval))
 
 
 def get_run(run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
     """One run with its tasks (accepts a unique id prefix)."""
     settings = settings or load_settings()
-    return metadata_store(settings).get_run(run_id)
+    store = metadata_store(settings)
+    sweep_crashed(store, settings)
+    return store.get_run(run_id)
 
 
 def run_summary(run: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     dask_address: str | None = None
     dask_workers: int = 2
     heartbeat_interval: float = 5.0
+    #: a running run whose heartbeat is older than this is swept as crashed; well above
+    #: cluster start-up plus several heartbeat intervals, so a live run is never swept
+    crash_after: float = 120.0
 
     @property
     def resolved_database_url(self) -> str:
