@@ -119,8 +119,9 @@ def runs(
 
 def sweep_crashed(store: MetadataStore, settings: Settings) -> list[str]:
     """Mark runs whose driver stopped heart-beating as ``crashed`` (they can be retried)."""
-    return store.mark_crashed(stale_after=max(settings.crash_after,
-                                              4 * settings.heartbeat_interval))
+    return store.mark_crashed(
+        stale_after=max(settings.crash_after, 4 * settings.heartbeat_interval)
+    )
 
 
 def get_run(run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:

@@ -31,9 +31,14 @@ def template_digest(value: Any, ref_hash: Callable[[Ref], str]) -> Any:
         if isinstance(value, (set, frozenset)):
             items.sort(key=lambda d: json.dumps(d))
         return [type(value).__name__, items]
+    if isinstance(value, tuple) and hasattr(value, "_fields") and _contains_ref(value):
+        # a namedtuple: ``substitute`` fills its refs in, so the key must follow their content
+        items = [template_digest(v, ref_hash) for v in value]
+        return [f"{type(value).__module__}.{type(value).__qualname__}", items]
     if type(value) is dict and _contains_ref(value):
-        pairs = [[template_digest(k, ref_hash), template_digest(v, ref_hash)]
-                 for k, v in value.items()]
+        pairs = [
+            [template_digest(k, ref_hash), template_digest(v, ref_hash)] for k, v in value.items()
+        ]
         pairs.sort(key=lambda d: json.dumps(d))
         return ["dict", pairs]
     return ["const", content_hash(value)]
@@ -71,8 +76,9 @@ def cache_key(
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def entry_is_fresh(entry: Mapping[str, Any], expiration: float | None,
-                   now: float | None = None) -> bool:
+def entry_is_fresh(
+    entry: Mapping[str, Any], expiration: float | None, now: float | None = None
+) -> bool:
     """Whether a key-index entry written at ``entry["created"]`` is still valid."""
     if expiration is None:
         return True
@@ -80,6 +86,8 @@ def entry_is_fresh(entry: Mapping[str, Any], expiration: float | None,
     return (now if now is not None else time.time()) - created <= expiration
 
 
-def make_entry(task: str, outputs: list[dict[str, Any]], now: float | None = None) -> dict[str, Any]:
+def make_entry(
+    task: str, outputs: list[dict[str, Any]], now: float | None = None
+) -> dict[str, Any]:
     """A key-index entry: which artifacts a key's outputs are stored as."""
     return {"task": task, "outputs": outputs, "created": now if now is not None else time.time()}

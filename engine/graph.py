@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from .dsl.tracing import Ref, find_refs
+from .dsl.tracing import Ref, find_refs, foreign_container
 from .errors import DefinitionError
 
 if TYPE_CHECKING:
@@ -100,6 +100,8 @@ class Graph:
         """Freeze a trace into a graph, checking that every ref points at a known node."""
         nodes: dict[str, Node] = {}
         for spec in specs.values():
+            for name, value in spec.args.items():
+                _check_container(pipeline, value, f"argument `{name}` of task `{spec.id}`")
             refs = {name: tuple(find_refs(value)) for name, value in spec.args.items()}
             upstream: list[str] = []
             for arg, arg_refs in refs.items():
@@ -117,6 +119,7 @@ class Graph:
                 tuple(upstream),
                 MappingProxyType({k: v for k, v in refs.items() if v}),
             )
+        _check_container(pipeline, output, "the return value")
         for ref in find_refs(output):
             _check_ref(pipeline, ref, nodes, "the return value")
         graph = cls(pipeline, nodes, output, params)
@@ -141,8 +144,10 @@ class Graph:
                     if node.args[arg] is not ref:  # nested in a container: not checked
                         continue
                     produced = _output_type(self.nodes[ref.node], ref.output)
-                    if isinstance(produced, type) and produced is not object and not (
-                        issubclass(produced, expected) or _numeric_ok(produced, expected)
+                    if (
+                        isinstance(produced, type)
+                        and produced is not object
+                        and not (issubclass(produced, expected) or _numeric_ok(produced, expected))
                     ):
                         raise DefinitionError(
                             f"pipeline `{self.pipeline}`: task `{node.id}` argument `{arg}` "
@@ -173,7 +178,7 @@ class Graph:
     @cached_property
     def version_hash(self) -> str:
         """Identifies the pipeline version: shape, task identities, code, argument names."""
-        parts = [
+        parts: list[Any] = [
             [
                 node.id,
                 node.task.identity,
@@ -213,6 +218,17 @@ def _check_ref(pipeline: str, ref: Ref, nodes: Mapping[str, Node], where: str) -
     n_out = nodes[ref.node].n_outputs
     if ref.output is not None and (n_out is None or ref.output >= n_out):
         raise DefinitionError(f"pipeline `{pipeline}`: {where} uses unknown output `{ref.label}`")
+
+
+def _check_container(pipeline: str, value: Any, where: str) -> None:
+    container = foreign_container(value)
+    if container is not None:
+        raise DefinitionError(
+            f"pipeline `{pipeline}`: {where} holds the output of a task inside a value of type "
+            f"`{container.__name__}`, where it would not be filled in at run time; use a plain "
+            "list, tuple, dict or set (or a namedtuple), or build the "
+            f"`{container.__name__}` inside a task"
+        )
 
 
 def _hints(fn: Any) -> dict[str, Any]:

@@ -6,24 +6,20 @@ so Dask workers that cannot import that path still run its tasks.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
 from typing import Any
 
-from .dsl.pipeline import PipelineDef
+from .dsl.pipeline import PipelineDef, UserCodeError
 from .errors import DefinitionError
 
-
-class UserCodeError(DefinitionError):
-    """Importing the user's module raised; ``user_traceback`` holds their traceback."""
-
-    def __init__(self, message: str, user_traceback: str) -> None:
-        super().__init__(message)
-        self.user_traceback = user_traceback
+__all__ = ["UserCodeError", "canonical_ref", "load_pipeline", "ref_for"]
 
 
 def load_pipeline(ref: str) -> PipelineDef[Any, Any]:
@@ -87,8 +83,7 @@ def _load_file(path: Path) -> Any:
             f"pipeline file `{path}` does not exist (looked in {resolved.parent}); "
             "check the path, relative to the current directory"
         )
-    name = f"glasspane_user.{resolved.stem}_{abs(hash(str(resolved))) % 10**8}"
-    name = resolved.stem if resolved.stem.isidentifier() else name
+    name = _module_name(resolved)
     existing = sys.modules.get(name)
     if existing is not None and getattr(existing, "__file__", None) == str(resolved):
         return existing
@@ -119,6 +114,34 @@ def _load_file(path: Path) -> Any:
     return module
 
 
+def _module_name(resolved: Path) -> str:
+    """The name to import ``resolved`` as; part of its tasks' identities, so stable.
+
+    The file's stem when that names no other module (a user's ``string.py`` or ``json.py``
+    must not replace the standard library's in ``sys.modules``); otherwise a name made
+    unique by a digest of the path (``hash()`` of a str differs in every process).
+    """
+    stem = resolved.stem
+    if stem.isidentifier() and not _names_another_module(stem, resolved):
+        return stem
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:10]
+    safe = re.sub(r"\W", "_", stem)
+    return f"glasspane_user.{safe}_{digest}"
+
+
+def _names_another_module(name: str, resolved: Path) -> bool:
+    existing = sys.modules.get(name)
+    if existing is not None:
+        return getattr(existing, "__file__", None) != str(resolved)
+    if name in sys.stdlib_module_names:
+        return True
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and spec.origin != str(resolved)
+
+
 def _import(name: str) -> Any:
     try:
         return importlib.import_module(name)
@@ -130,11 +153,15 @@ def _import(name: str) -> Any:
             ) from None
         raise UserCodeError(
             f"importing `{name}` raised {type(exc).__name__}: {exc}; fix the import in your "
-            "module (traceback above)", _user_traceback(exc, None)) from exc
+            "module (traceback above)",
+            _user_traceback(exc, None),
+        ) from exc
     except Exception as exc:
         raise UserCodeError(
             f"importing `{name}` raised {type(exc).__name__}: {exc}; fix the error in your "
-            "module (traceback above)", _user_traceback(exc, None)) from exc
+            "module (traceback above)",
+            _user_traceback(exc, None),
+        ) from exc
 
 
 def _user_traceback(exc: BaseException, path: str | None) -> str:

@@ -59,7 +59,7 @@ class TaskOptions(BaseModel):
     def _tags(cls, value: Any) -> Any:
         if isinstance(value, str):
             return (value,)
-        return tuple(value)
+        return value  # other iterables are converted by the field; the rest rejected with a message
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before ``attempt`` (2 = first retry)."""

@@ -25,15 +25,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def executor_opts(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--executor", "-e", default=None,
-                       help="inline | threads | dask | tcp://HOST:PORT (default: threads, "
-                            "or GLASSPANE_EXECUTOR)")
+        p.add_argument(
+            "--executor",
+            "-e",
+            default=None,
+            help="inline | threads | dask | tcp://HOST:PORT (default: threads, "
+            "or GLASSPANE_EXECUTOR)",
+        )
         p.add_argument("--json", action="store_true", help="print one JSON object")
 
     run = sub.add_parser("run", help="run a pipeline")
     run.add_argument("pipeline", help="FILE.py:NAME or package.module:NAME")
-    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-                     help="pipeline parameter; VALUE is read as JSON where it parses")
+    run.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="pipeline parameter; VALUE is read as JSON where it parses",
+    )
     executor_opts(run)
 
     runs = sub.add_parser("runs", help="list or show runs")
@@ -56,8 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     lin.add_argument("node")
     group = lin.add_mutually_exclusive_group()
     group.add_argument("--upstream", dest="direction", action="store_const", const="upstream")
-    group.add_argument("--downstream", dest="direction", action="store_const",
-                       const="downstream")
+    group.add_argument("--downstream", dest="direction", action="store_const", const="downstream")
     lin.add_argument("--json", action="store_true")
 
     cache = sub.add_parser("cache", help="manage the output cache")
@@ -130,18 +139,26 @@ def _run(args: argparse.Namespace) -> int:
 
     pipeline = load_pipeline(args.pipeline)
     params = parse_params(args.param, dict(pipeline.params_model.model_fields), pipeline.name)
-    return _execute(args, lambda progress: api.run_pipeline(
-        pipeline, params, executor=args.executor, raise_on_failure=False, progress=progress),
-        pipeline.name)
+    return _execute(
+        args,
+        lambda progress: api.run_pipeline(
+            pipeline, params, executor=args.executor, raise_on_failure=False, progress=progress
+        ),
+        pipeline.name,
+    )
 
 
 def _retry(args: argparse.Namespace) -> int:
     from .. import api
 
     old = api.get_run(args.run_id)
-    return _execute(args, lambda progress: api.retry(
-        old["run_id"], executor=args.executor, raise_on_failure=False, progress=progress),
-        old["pipeline"])
+    return _execute(
+        args,
+        lambda progress: api.retry(
+            old["run_id"], executor=args.executor, raise_on_failure=False, progress=progress
+        ),
+        old["pipeline"],
+    )
 
 
 def _execute(args: argparse.Namespace, start: Any, pipeline: str) -> int:
@@ -162,8 +179,10 @@ def _execute(args: argparse.Namespace, start: Any, pipeline: str) -> int:
         console.print(run_table(result.to_dict()))
         if result.state != "succeeded":
             console.print(f"[red]{result.error}[/red]")
-            console.print(f"inspect: glasspane runs show {result.run_id}\n"
-                          f"resume:  glasspane retry {result.run_id}")
+            console.print(
+                f"inspect: glasspane runs show {result.run_id}\n"
+                f"resume:  glasspane retry {result.run_id}"
+            )
         elif result.output is not None:
             console.print("output:", json.dumps(result.to_dict()["output"], default=str)[:2000])
     del api

@@ -21,9 +21,7 @@ def parse_params(items: list[str], fields: dict[str, Any], pipeline: str) -> dic
         name, sep, raw = item.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise ParameterError(
-                f"-p `{item}` is not of the form NAME=VALUE; for example -p n=300"
-            )
+            raise ParameterError(f"-p `{item}` is not of the form NAME=VALUE; for example -p n=300")
         if name in params:
             raise ParameterError(f"parameter `{name}` of pipeline `{pipeline}` given twice")
         field = fields.get(name)

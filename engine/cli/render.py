@@ -11,8 +11,14 @@ from rich.table import Table
 from rich.text import Text
 
 STATE_STYLE = {
-    "succeeded": "green", "failed": "red", "upstream_failed": "yellow", "cancelled": "magenta",
-    "crashed": "red", "timed_out": "red", "running": "cyan", "retrying": "cyan",
+    "succeeded": "green",
+    "failed": "red",
+    "upstream_failed": "yellow",
+    "cancelled": "magenta",
+    "crashed": "red",
+    "timed_out": "red",
+    "running": "cyan",
+    "retrying": "cyan",
     "pending": "dim",
 }
 
@@ -34,8 +40,7 @@ class LiveProgress:
         self.running: dict[str, int] = {}
         self.run_id = ""
         self._lock = threading.Lock()
-        self._live = Live(self._render(), console=console, refresh_per_second=8,
-                          transient=True)
+        self._live = Live(self._render(), console=console, refresh_per_second=8, transient=True)
 
     def __enter__(self) -> LiveProgress:
         self._live.__enter__()
@@ -79,16 +84,20 @@ class LiveProgress:
 
 
 def run_table(run: dict[str, Any]) -> Table:
-    table = Table(title=f"run {run['run_id']} · {run['pipeline']} · {run['state']}",
-                  title_justify="left")
+    table = Table(
+        title=f"run {run['run_id']} · {run['pipeline']} · {run['state']}", title_justify="left"
+    )
     for column in ("node", "task", "state", "cached", "attempts", "time", "error / note"):
         table.add_column(column, overflow="fold")
     for task in run["tasks"]:
         duration = task.get("duration")
         table.add_row(
-            ("  " if task.get("parent") else "") + task["node"], task["task"],
-            state_text(task["state"]), "yes" if task["cached"] else "",
-            str(task["attempts"]), f"{duration:.2f}s" if duration is not None else "",
+            ("  " if task.get("parent") else "") + task["node"],
+            task["task"],
+            state_text(task["state"]),
+            "yes" if task["cached"] else "",
+            str(task["attempts"]),
+            f"{duration:.2f}s" if duration is not None else "",
             (task.get("error") or task.get("note") or "")[:160],
         )
     return table
@@ -96,14 +105,17 @@ def run_table(run: dict[str, Any]) -> Table:
 
 def runs_table(runs: list[dict[str, Any]]) -> Table:
     table = Table(title="runs", title_justify="left")
-    for column in ("run", "pipeline", "state", "trigger", "tasks", "cached", "started",
-                   "duration"):
+    for column in ("run", "pipeline", "state", "trigger", "tasks", "cached", "started", "duration"):
         table.add_column(column)
     for run in runs:
         duration = run.get("duration")
         table.add_row(
-            run["run_id"], run["pipeline"], state_text(run["state"]), run.get("trigger") or "",
-            f"{run.get('n_succeeded', 0)}/{run.get('n_tasks', 0)}", str(run.get("n_cached", 0)),
+            run["run_id"],
+            run["pipeline"],
+            state_text(run["state"]),
+            run.get("trigger") or "",
+            f"{run.get('n_succeeded', 0)}/{run.get('n_tasks', 0)}",
+            str(run.get("n_cached", 0)),
             str(run.get("started_at") or run.get("created_at") or "")[:19],
             f"{duration:.2f}s" if duration is not None else "",
         )
@@ -112,11 +124,19 @@ def runs_table(runs: list[dict[str, Any]]) -> Table:
 
 def lineage_table(data: dict[str, Any]) -> Table:
     root = data["root"]
-    table = Table(title=f"{data['direction']} lineage of {root['run_id']}/{root['node']}",
-                  title_justify="left")
+    table = Table(
+        title=f"{data['direction']} lineage of {root['run_id']}/{root['node']}",
+        title_justify="left",
+    )
     for column in ("depth", "run", "node", "task", "state", "cached"):
         table.add_column(column)
     for item in data["task_runs"]:
-        table.add_row(str(item.get("depth", "")), item["run_id"], item["node"], item["task"],
-                      state_text(item["state"]), "yes" if item.get("cached") else "")
+        table.add_row(
+            str(item.get("depth", "")),
+            item["run_id"],
+            item["node"],
+            item["task"],
+            state_text(item["state"]),
+            "yes" if item.get("cached") else "",
+        )
     return table

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import functools
 import inspect
+import traceback
 import typing
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from ..errors import DefinitionError, ParameterError
+from ..errors import DefinitionError, GlasspaneError, ParameterError
 from .tracing import current_trace, tracing
 
 if TYPE_CHECKING:
@@ -28,6 +30,16 @@ R = TypeVar("R")
 RUN_OPTIONS = ("executor", "raise_on_failure", "settings", "progress", "trigger")
 
 
+class UserCodeError(DefinitionError):
+    """The user's code raised while glasspane ran it to build a pipeline (importing a module,
+    running a pipeline body); ``user_traceback`` holds their traceback, without glasspane's
+    frames, for the CLI to show above its one-line message."""
+
+    def __init__(self, message: str, user_traceback: str) -> None:
+        super().__init__(message)
+        self.user_traceback = user_traceback
+
+
 class PipelineDef(Generic[P, R]):
     """A decorated pipeline body plus a pydantic model of its parameters.
 
@@ -38,8 +50,9 @@ class PipelineDef(Generic[P, R]):
         params_model: pydantic model built from the signature.
     """
 
-    def __init__(self, fn: Callable[P, R], *, name: str | None = None,
-                 schedule: str | None = None) -> None:
+    def __init__(
+        self, fn: Callable[P, R], *, name: str | None = None, schedule: str | None = None
+    ) -> None:
         self.fn = fn
         self.name = name or fn.__name__
         self.schedule = schedule
@@ -57,8 +70,9 @@ class PipelineDef(Generic[P, R]):
         for name, field in self.params_model.model_fields.items():
             ann = getattr(field.annotation, "__name__", None) or str(field.annotation)
             ann = ann.replace("typing.", "")
-            parts.append(f"{name}: {ann}" + ("" if field.is_required() else
-                                              f" = {field.default!r}"))
+            parts.append(
+                f"{name}: {ann}" + ("" if field.is_required() else f" = {field.default!r}")
+            )
         return ", ".join(parts) or "no parameters"
 
     def validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +132,19 @@ class PipelineDef(Generic[P, R]):
                 "tasks directly instead"
             )
         with tracing(self.name) as trace:
-            output = self.fn(**values)  # type: ignore[call-arg]
+            try:
+                output = self.fn(**values)  # type: ignore[call-arg]
+            except GlasspaneError:
+                raise
+            except Exception as exc:
+                frames = traceback.extract_tb(exc.__traceback__)[1:]  # from the body on
+                raise UserCodeError(
+                    f"the body of pipeline `{self.name}` raised {type(exc).__name__}: {exc}; "
+                    "fix the error in the pipeline body (traceback above)",
+                    "Traceback (most recent call last):\n"
+                    + "".join(traceback.format_list(frames))
+                    + "".join(traceback.format_exception_only(type(exc), exc)),
+                ) from exc
         return Graph.from_trace(self.name, trace.nodes, output, values)
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
@@ -160,21 +186,32 @@ def _params_model(name: str, fn: Callable[..., Any], sig: inspect.Signature) -> 
                 f"pipeline `{name}` has a parameter named `{pname}`, which is reserved for run "
                 f"options ({', '.join(RUN_OPTIONS)}); rename it"
             )
+        if pname == "model_config":  # pydantic would take it as the model's configuration
+            raise DefinitionError(
+                f"pipeline `{name}` has a parameter named `model_config`, which glasspane "
+                "cannot validate; rename it"
+            )
         annotation = hints.get(pname, Any)
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (annotation, default)
+    config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
     try:
-        return create_model(  # type: ignore[no-any-return, call-overload]
-            f"{name}_params", __config__=ConfigDict(arbitrary_types_allowed=True), **fields
-        )
+        with warnings.catch_warnings():
+            # a parameter may be named like a BaseModel method (`json`, `copy`, `schema`): values
+            # are read back as instance attributes, which take precedence over the methods
+            warnings.filterwarnings("ignore", message=r"Field name .* shadows an attribute")
+            return create_model(  # type: ignore[no-any-return, call-overload]
+                f"{name}_params", __config__=config, **fields
+            )
     except Exception as exc:
         raise DefinitionError(
             f"pipeline `{name}`: cannot build a parameter model from its signature: {exc}"
         ) from exc
 
 
-def pipeline(fn: Callable[P, R] | None = None, /, *, name: str | None = None,
-             schedule: str | None = None) -> Any:
+def pipeline(
+    fn: Callable[P, R] | None = None, /, *, name: str | None = None, schedule: str | None = None
+) -> Any:
     """Make ``fn`` a pipeline: ``@pipeline`` or ``@pipeline(schedule="0 3 * * *")``."""
 
     def wrap(f: Callable[P, R]) -> PipelineDef[P, R]:

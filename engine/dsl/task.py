@@ -61,7 +61,7 @@ class TaskDef(Generic[P, R]):
             raise DefinitionError(f"@task needs a function, got {type(fn).__name__}")
         self.fn = fn
         self.options = options
-        self.name: str = options.name or getattr(fn, "__name__", "task")
+        self.name: str = options.name or str(getattr(fn, "__name__", "task"))
         self.identity = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', self.name)}"
         self.signature = inspect.signature(fn)
         self.n_outputs = _tuple_arity(fn)
@@ -204,9 +204,7 @@ class TaskDef(Generic[P, R]):
 @overload
 def task(fn: Callable[P, R], /) -> TaskDef[P, R]: ...
 @overload
-def task(
-    fn: None = None, /, **options: Any
-) -> Callable[[Callable[P, R]], TaskDef[P, R]]: ...
+def task(fn: None = None, /, **options: Any) -> Callable[[Callable[P, R]], TaskDef[P, R]]: ...
 
 
 def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:

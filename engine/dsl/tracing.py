@@ -38,11 +38,11 @@ class Ref:
     def label(self) -> str:
         return self.node if self.output is None else f"{self.node}.{self.output}"
 
-    def _misuse(self, what: str) -> DefinitionError:
+    def _misuse(self, what: str, hint: str = "") -> DefinitionError:
         return DefinitionError(
             f"{what} the output of task `{self.task}` (node `{self.label}`) inside a pipeline: "
-            "it is only known when the pipeline runs; do this inside a @task that takes it "
-            "as an argument"
+            f"it is only known when the pipeline runs; {hint}do this inside a @task that takes "
+            "it as an argument"
         )
 
     def __bool__(self) -> bool:
@@ -50,8 +50,9 @@ class Ref:
 
     def __iter__(self) -> Iterator[Any]:
         raise self._misuse(
-            "cannot iterate over (length unknown until run time; map over it with "
-            "`task.map(expand(ref))`)"
+            "cannot iterate over",
+            "to unpack several outputs annotate the task's return as `tuple[A, B]`; to map "
+            "over it use `task.map(expand(ref))`; or ",
         )
 
     def __len__(self) -> int:
@@ -79,11 +80,36 @@ def _arith(name: str) -> Any:
 
 
 for _name in (
-    "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
-    "__rtruediv__", "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__pow__",
-    "__rpow__", "__neg__", "__pos__", "__abs__", "__lt__", "__le__", "__gt__", "__ge__",
-    "__and__", "__or__", "__xor__", "__invert__", "__matmul__", "__float__", "__int__",
-    "__contains__", "__call__",
+    "__add__",
+    "__radd__",
+    "__sub__",
+    "__rsub__",
+    "__mul__",
+    "__rmul__",
+    "__truediv__",
+    "__rtruediv__",
+    "__floordiv__",
+    "__rfloordiv__",
+    "__mod__",
+    "__rmod__",
+    "__pow__",
+    "__rpow__",
+    "__neg__",
+    "__pos__",
+    "__abs__",
+    "__lt__",
+    "__le__",
+    "__gt__",
+    "__ge__",
+    "__and__",
+    "__or__",
+    "__xor__",
+    "__invert__",
+    "__matmul__",
+    "__float__",
+    "__int__",
+    "__contains__",
+    "__call__",
 ):
     setattr(Ref, _name, _arith(_name))
 
@@ -132,11 +158,20 @@ class Trace:
     pipeline: str
     nodes: dict[str, NodeSpec] = field(default_factory=dict)
     _counts: dict[str, int] = field(default_factory=dict)
+    _taken: set[str] = field(default_factory=set)
 
     def new_id(self, base: str) -> str:
-        count = self._counts.get(base, 0) + 1
+        """``base``, then ``base_2``, ``base_3``...; never an id handed out before (a task
+        may itself be named ``load_2``)."""
+        count = self._counts.get(base, 0)
+        while True:
+            count += 1
+            node_id = base if count == 1 else f"{base}_{count}"
+            if node_id not in self._taken:
+                break
         self._counts[base] = count
-        return base if count == 1 else f"{base}_{count}"
+        self._taken.add(node_id)
+        return node_id
 
     def add(self, spec: NodeSpec) -> None:
         self.nodes[spec.id] = spec
@@ -197,3 +232,25 @@ def substitute(value: Any, resolve: Any) -> Any:
 
 def has_refs(value: Any) -> bool:
     return bool(find_refs(value))
+
+
+def foreign_container(value: Any) -> type | None:
+    """The type of a container that holds a :class:`Ref` but that :func:`substitute` cannot
+    rebuild (a subclass of list or dict such as ``OrderedDict``), or ``None``."""
+    if isinstance(value, Ref):
+        return None
+    if type(value) in (list, tuple, set, frozenset) or (
+        isinstance(value, tuple) and hasattr(value, "_fields")
+    ):
+        items: Any = value
+    elif type(value) is dict:
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, (list, tuple, set, frozenset, dict)):
+        return type(value) if find_refs(value) else None
+    else:
+        return None
+    for item in items:
+        found = foreign_container(item)
+        if found is not None:
+            return found
+    return None

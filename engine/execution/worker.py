@@ -222,7 +222,15 @@ def _split(job: Job, result: Any) -> tuple[Any, ...]:
 
 def _store(job: Job, values: tuple[Any, ...], store: ArtifactStore, key: str | None) -> NodeValue:
     opts = job.task.options
-    hashes = tuple(content_hash(v) for v in values)
+    try:
+        hashes = tuple(content_hash(v) for v in values)
+    except SerializationError as exc:
+        bad = next(type(v).__name__ for v in values if not _hashable(v))
+        raise SerializationError(
+            f"task `{job.node_id}` returned `{bad}`, which cannot be hashed or serialized "
+            f"({exc}); return a picklable value, or register a materializer and a hasher for "
+            f"`{bad}` with glasspane.register_materializer / glasspane.register_hasher"
+        ) from exc
     if not opts.persist:
         infos = tuple(_memory_info(v, h) for v, h in zip(values, hashes))
         return NodeValue(values, hashes, infos)
@@ -231,6 +239,14 @@ def _store(job: Job, values: tuple[Any, ...], store: ArtifactStore, key: str | N
     if opts.reads_cache and key is not None:
         store.write_key(key, make_entry(job.task.name, [i.to_dict() for i in infos]))
     return NodeValue(values, hashes, infos)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        content_hash(value)
+    except SerializationError:
+        return False
+    return True
 
 
 def _memory_info(value: Any, digest: str) -> ArtifactInfo:
