@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from glasspane.errors import SerializationError
-from glasspane.hashing import code_hash, content_hash, register_hasher
 from pydantic import BaseModel
 from sklearn.linear_model import LogisticRegression
+
+from glasspane.errors import SerializationError
+from glasspane.hashing import code_hash, content_hash, register_hasher
 
 HEX64 = r"[0-9a-f]{64}"
 

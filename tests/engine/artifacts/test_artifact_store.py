@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+
 from glasspane.artifacts import ArtifactStore
 from glasspane.errors import ArtifactError, ConfigError, CorruptedArtifact, SerializationError
 from glasspane.hashing import content_hash
