@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigError
+from .errors import ConfigError, describe_validation
 
 EXECUTORS = ("inline", "threads", "dask")
 DEFAULT_EXECUTOR = "threads"
@@ -81,10 +81,7 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
         raise ConfigError(
-            f"invalid glasspane setting ({problems}); "
+            f"invalid glasspane setting ({describe_validation(exc)}); "
             "check the GLASSPANE_* variables and glasspane.toml"
         ) from exc

@@ -14,6 +14,13 @@ class GlasspaneError(Exception):
     """Root of every error glasspane raises on purpose."""
 
 
+def describe_validation(exc: Any) -> str:
+    """``field: message; ...`` from a pydantic ``ValidationError``, for one-line messages."""
+    return "; ".join(
+        f"`{'.'.join(str(p) for p in err['loc'])}`: {err['msg']}" for err in exc.errors()
+    )
+
+
 class DefinitionError(GlasspaneError, TypeError):
     """A task or pipeline is defined or called in a way that cannot compile."""
 

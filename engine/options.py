@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import DefinitionError
+from .errors import DefinitionError, describe_validation
 
 
 class TaskOptions(BaseModel):
@@ -79,9 +79,7 @@ def make_options(where: str, base: TaskOptions | None = None, **changes: Any) ->
     try:
         return TaskOptions(**values)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"`{'.'.join(str(p) for p in err['loc'])}`: {err['msg']}" for err in exc.errors()
-        )
         raise DefinitionError(
-            f"invalid options for {where}: {problems}; see TaskOptions for the accepted options"
+            f"invalid options for {where}: {describe_validation(exc)}; "
+            "see TaskOptions for the accepted options"
         ) from None

@@ -380,8 +380,8 @@ CASES = [
         Case(
             run_with_env("GLASSPANE_DASK_WORKERS", "two"),
             ConfigError,
-            r"invalid glasspane setting \(dask_workers: Input should be a valid integer.*\); check "
-            r"the GLASSPANE_\* variables",
+            r"invalid glasspane setting \(`dask_workers`: Input should be a valid integer.*\); "
+            r"check the GLASSPANE_\* variables",
         ),
         id="invalid-setting",
     ),

@@ -46,6 +46,17 @@ class Executor(Protocol):
 Submit = Callable[..., "cf.Future[NodeValue]"]
 
 
+def results_or_errors(futures: Sequence[Any]) -> list[Any]:
+    """Each future's result, or the exception it raised: one entry per expander child."""
+    out: list[Any] = []
+    for future in futures:
+        try:
+            out.append(future.result())
+        except Exception as exc:  # noqa: BLE001 - the expander reports failed children
+            out.append(exc)
+    return out
+
+
 def run_queue(
     jobs: Sequence[Job],
     emit: Emit,

@@ -24,7 +24,7 @@ from typing import Any
 from ...errors import ConfigError, ExecutorError
 from ..job import Emit, Job, NodeValue, TaskFailed
 from ..worker import execute_job
-from .base import Execution
+from .base import Execution, results_or_errors
 
 _ADDRESS = re.compile(r"^tcp://(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 _EVENT_GRACE = 15.0
@@ -239,13 +239,7 @@ def _dask_entry(job: Job, topic: str, *dep_values: NodeValue) -> NodeValue:
                 client.submit(_dask_child, child, topic, dict(deps), key=child.dask_key, pure=False)
                 for child in children
             ]
-            out: list[Any] = []
-            for future in futures:
-                try:
-                    out.append(future.result())
-                except Exception as exc:  # noqa: BLE001 - one result per child
-                    out.append(exc)
-            return out
+            return results_or_errors(futures)
 
     return execute_job(job, dict(zip(job.deps, dep_values)), emit, spawn)
 

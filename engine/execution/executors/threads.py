@@ -17,7 +17,7 @@ from typing import Any
 
 from ..job import Emit, Job, NodeValue
 from ..worker import execute_job
-from .base import Execution, run_queue
+from .base import Execution, results_or_errors, run_queue
 
 
 class DaemonPool:
@@ -82,14 +82,10 @@ class ThreadsExecutor:
             # children get their own pool: waiting on the run's pool from inside it deadlocks
             child_pool = DaemonPool(self.max_workers, "glasspane-map")
             futures = [child_pool.submit(execute_job, c, deps, emit, spawn) for c in children]
-            out: list[Any] = []
-            for future in futures:
-                try:
-                    out.append(future.result())
-                except Exception as exc:  # noqa: BLE001 - one result per child
-                    out.append(exc)
-            child_pool.shutdown()
-            return out
+            try:
+                return results_or_errors(futures)
+            finally:
+                child_pool.shutdown()
 
         try:
             return run_queue(jobs, emit, want, cancel, pool.submit, spawn)
