@@ -231,13 +231,23 @@ def _check_container(pipeline: str, value: Any, where: str) -> None:
         )
 
 
+_hint_cache: dict[Any, dict[str, Any]] = {}
+
+
 def _hints(fn: Any) -> dict[str, Any]:
+    """Resolved annotations of ``fn``, once per function (a 10,000-node map has one task)."""
     import typing
 
-    try:
-        return typing.get_type_hints(fn)
-    except Exception:
-        return {}
+    hints = _hint_cache.get(fn)
+    if hints is None:
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception:
+            hints = {}
+        if len(_hint_cache) > 4096:
+            _hint_cache.clear()
+        _hint_cache[fn] = hints
+    return hints
 
 
 def _output_type(node: Node, output: int | None) -> Any:

@@ -7,6 +7,7 @@ in by the executor, or an artifact already in the store) and where to store the 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
@@ -75,6 +76,54 @@ class Job:
     @property
     def dask_key(self) -> str:
         return f"{self.node_id}-{self.run_id}"
+
+    def __reduce__(self) -> Any:
+        # The task (a function, often pickled by value, plus its options) is the bulk of a
+        # job; it is serialized once per task definition, not once per job.
+        fields = tuple(getattr(self, name) for name in _JOB_FIELDS)
+        return (_rebuild_job, (task_blob(self.task), *fields))
+
+
+_JOB_FIELDS = (
+    "run_id",
+    "node_id",
+    "args",
+    "deps",
+    "stored",
+    "const_digests",
+    "store_root",
+    "n_outputs",
+    "expand_arg",
+    "reuse",
+    "parent",
+    "map_index",
+    "tee",
+)
+_blobs: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+_loaded: dict[bytes, Any] = {}
+_LOADED_MAX = 512
+
+
+def task_blob(task: TaskDef[Any, Any]) -> bytes:
+    """The task definition pickled once (cloudpickle) and reused for every job of that task."""
+    blob = _blobs.get(task)
+    if blob is None:
+        import cloudpickle
+
+        blob = _blobs[task] = cloudpickle.dumps(task)
+    return blob
+
+
+def _rebuild_job(blob: bytes, *fields: Any) -> Job:
+    task = _loaded.get(blob)
+    if task is None:
+        import pickle
+
+        if len(_loaded) >= _LOADED_MAX:
+            _loaded.clear()
+        task = _loaded[blob] = pickle.loads(blob)
+    values = dict(zip(_JOB_FIELDS, fields))
+    return Job(task=task, **values)
 
 
 class TaskFailed(Exception):

@@ -134,7 +134,6 @@ def _run_attempts(
         except TaskTimeout as exc:
             state, error = TIMED_OUT, exc
         except TaskError as exc:  # wrong return shape: retrying cannot help
-            _attempt_done(emit, job, attempt, FAILED, exc)
             return _fail(job, emit, FAILED, exc, key, attempt, started, inputs, note, ctx)
         except Exception as exc:
             state, error = FAILED, exc
@@ -142,9 +141,8 @@ def _run_attempts(
             try:
                 value = _store(job, values, store, key)
             except (SerializationError, ArtifactError) as exc:
-                _attempt_done(emit, job, attempt, FAILED, exc)
                 return _fail(job, emit, FAILED, exc, key, attempt, started, inputs, note, ctx)
-            _attempt_done(emit, job, attempt, SUCCEEDED, None)
+            # the final attempt's outcome travels in task_finished (one event fewer per task)
             emit(
                 _finished(
                     job,
@@ -160,9 +158,9 @@ def _run_attempts(
                 )
             )
             return value
-        _attempt_done(emit, job, attempt, state, error)
         if attempt == attempts:
             return _fail(job, emit, state, error, key, attempt, started, inputs, note, ctx)
+        _attempt_done(emit, job, attempt, state, error)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -372,7 +370,6 @@ def _expand(
         value = _store(job, (values,), store, None)
     except (SerializationError, ArtifactError) as exc:
         return _fail(job, emit, FAILED, exc, None, 1, started, inputs, None)
-    _attempt_done(emit, job, 1, SUCCEEDED, None)
     emit(
         _finished(
             job,

@@ -297,6 +297,7 @@ class EventWriter:
             task_run_id = self.task_runs[node][0]
         else:
             return
+        self._close_last_attempt(task_run_id, event)
         for direction, key in (("input", "inputs"), ("output", "outputs")):
             for item in event.get(key) or ():
                 self.edges.append(
@@ -333,6 +334,26 @@ class EventWriter:
                     "ts": utc(ended),
                 }
             )
+
+    def _close_last_attempt(self, task_run_id: int, event: dict[str, Any]) -> None:
+        """The final attempt ends with its task run: workers send no separate event for it."""
+        attempt = int(event.get("attempts") or 0)
+        if attempt < 1 or event.get("cached"):
+            return
+        values = {
+            "state": event["state"],
+            "ended_at": utc(event["ended"]),
+            "error": tail(event.get("error")),
+        }
+        attempt_id = self.attempt_ids.get((task_run_id, attempt))
+        if attempt_id is None:
+            self.attempt_ids[(task_run_id, attempt)] = insert_id(
+                self.conn,
+                INSERT_ATTEMPT,
+                {"task_run_id": task_run_id, "attempt": attempt, "started_at": None, **values},
+            )
+        else:
+            self.conn.execute(UPDATE_ATTEMPT, {"_id": attempt_id, **values})
 
     def _task_skipped(self, event: dict[str, Any]) -> None:
         values = {"ended_at": utc(event["ts"]), "error": tail(event.get("error"))}

@@ -413,7 +413,8 @@ def test_terminal_task_run_is_never_overwritten(store: MetadataStore, raw_engine
     assert (load["state"], load["error"], load["attempts"]) == ("succeeded", None, 1)
     assert count(raw_engine, LineageEdgeRow) == 1
     assert count(raw_engine, MetricRow) == 1
-    assert count(raw_engine, AttemptRow) == 0
+    # the first task_finished closed (here: created) its final attempt; late events add none
+    assert count(raw_engine, AttemptRow) == 1
 
 
 # ---- crash sweep ---------------------------------------------------------------------------
@@ -447,7 +448,8 @@ def test_mark_crashed_sweeps_stale_runs(store: MetadataStore, raw_engine: Engine
         "load": "succeeded", "split": "crashed", "train": "crashed",
     }  # fmt: skip
     with raw_engine.connect() as conn:
-        assert conn.execute(select(AttemptRow.state)).scalars().all() == ["crashed"]
+        states = conn.execute(select(AttemptRow.state).order_by(AttemptRow.id)).scalars().all()
+    assert states == ["succeeded", "crashed"]  # load's finished attempt stays as it ended
     assert store.get_run("fresh001")["state"] == "pending"
     assert store.get_run("done0001")["state"] == "succeeded"
     # The driver of a swept run learns it from its next heartbeat and cannot revive it.
@@ -688,3 +690,24 @@ def test_relative_sqlite_path_is_pinned_at_open(
         new_run(store, "run00001")
         assert store.get_run("run00001")["state"] == "pending"
     assert (tmp_path / "rel" / "glasspane.db").is_file()
+
+
+def test_task_finished_closes_the_final_attempt(store: MetadataStore, raw_engine: Engine) -> None:
+    new_run(store, "run00002")
+    store.record_events("run00002", [started("load", attempt=1)])
+    store.record_events(
+        "run00002",
+        [
+            {"kind": "attempt_finished", "node": "load", "attempt": 1, "state": "failed",
+             "ts": T0 + 1, "error": "boom"},
+            started("load", attempt=2),
+        ],
+    )  # fmt: skip
+    store.record_events("run00002", [finished("load", attempts=2)])
+    with raw_engine.connect() as conn:
+        rows = conn.execute(
+            select(AttemptRow.attempt, AttemptRow.state, AttemptRow.error).order_by(
+                AttemptRow.attempt
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [(1, "failed", "boom"), (2, "succeeded", None)]
