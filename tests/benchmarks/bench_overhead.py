@@ -13,12 +13,15 @@ Each DAG runs
 2. through glasspane's dask executor, on the same cluster, with caching and lineage on;
    every run gets a fresh ``salt`` parameter so that no task is a cache hit;
 3. through glasspane's threads executor (same salting);
-4. as a fully cached rerun (the last glasspane run's salt again: planned on the driver,
-   no executor involved).
+4. as a fully cached rerun (a salt that already ran once: every task is a cache hit
+   resolved on the driver, no executor involved).
 
-Every variant runs once to warm up, then ``--repeat`` times; the table shows the median
-wall time divided by the number of tasks, a second table the range. glasspane's times are the whole
-``run_pipeline`` call: compile, plan, execute, record every event in SQLite, finish.
+Every variant runs once to warm up, then ``--repeat`` rounds run each variant once in turn
+(interleaved, so background load does not favour one); the table shows the median wall
+time divided by the number of tasks, a second table the range. glasspane's times are the
+whole ``run_pipeline`` call: compile, plan, execute, record every event in SQLite, finish.
+Runs and artifacts go to a temporary ``GLASSPANE_HOME``, deleted at the end unless
+``--keep-home`` is given.
 
     python tests/benchmarks/bench_overhead.py --tasks 1000 --chain 200 --repeat 3
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -101,14 +105,20 @@ def run_glasspane(pipe, executor, salt: str | None = None) -> str:
 # -- measuring ---------------------------------------------------------------------------------
 
 
-def timed(fn: Callable[[], object], repeat: int) -> list[float]:
-    """Seconds taken by each of ``repeat`` calls, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+def interleaved(variants: list[Callable[[], object]], repeat: int) -> list[list[float]]:
+    """Seconds per call of each variant: one warm-up call each, then ``repeat`` rounds.
+
+    Each round calls every variant once, so a burst of background load hits all of them
+    rather than skewing one.
+    """
+    for fn in variants:
         fn()
-        times.append(time.perf_counter() - start)
+    times: list[list[float]] = [[] for _ in variants]
+    for _ in range(repeat):
+        for fn, out in zip(variants, times):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
     return times
 
 
@@ -118,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chain", type=int, default=200, help="chain length")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per variant")
     parser.add_argument("--workers", type=int, default=2, help="dask worker processes")
+    parser.add_argument(
+        "--keep-home",
+        action="store_true",
+        help="keep the temporary GLASSPANE_HOME",
+    )
     args = parser.parse_args(argv)
 
     home = tempfile.mkdtemp(prefix="glasspane-bench-")
@@ -157,22 +172,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name, n, pipe, raw in dags:
             print(f"{name}: {n} tasks ...", file=sys.stderr, flush=True)
-            raw_t = timed(raw, args.repeat)
-            gp_t = timed(lambda pipe=pipe: run_glasspane(pipe, dask_executor), args.repeat)
-            th_t = timed(lambda pipe=pipe: run_glasspane(pipe, threads), args.repeat)
-            salt = run_glasspane(pipe, threads)
-            cached_t = timed(
-                lambda pipe=pipe, salt=salt: run_glasspane(pipe, threads, salt), args.repeat
-            )
+            salt = run_glasspane(pipe, threads)  # the cached-rerun variant replays this one
+            variants = [
+                raw,
+                lambda pipe=pipe: run_glasspane(pipe, dask_executor),
+                lambda pipe=pipe: run_glasspane(pipe, threads),
+                lambda pipe=pipe, salt=salt: run_glasspane(pipe, threads, salt),
+            ]
+            raw_t, gp_t, th_t, cached_t = interleaved(variants, args.repeat)
             rows.append((name, n, raw_t, gp_t, th_t, cached_t))
     finally:
         client.close()
         cluster.close()
+        if args.keep_home:
+            print(f"GLASSPANE_HOME kept at {home}", file=sys.stderr)
+        else:
+            shutil.rmtree(home, ignore_errors=True)
 
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"\n{args.workers} dask workers x 1 thread, {os.cpu_count()} cores, load average "
-        f"{load}; median of {args.repeat} runs after 1 warm-up, in ms per task "
+        f"{load}; median of {args.repeat} rounds after 1 warm-up, in ms per task "
         "(whole run / tasks)\n"
     )
     header = (
