@@ -136,7 +136,7 @@ def _cached_event(
     for name, refs in node.refs.items():
         for ref in refs:
             info = resolved[ref.node][ref.output or 0]
-            inputs.append({"name": name, "artifact": info.to_dict()})
+            inputs.append({"name": name, "source": ref.node, "artifact": info.to_dict()})
     now = time.time()
     return {
         "kind": "task_finished",

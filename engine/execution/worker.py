@@ -275,7 +275,7 @@ def _input_records(job: Job, deps: Mapping[str, NodeValue]) -> list[dict[str, An
                 )
             else:
                 info = job.stored[(ref.node, ref.output)]
-            records.append({"name": name, "artifact": info.to_dict()})
+            records.append({"name": name, "source": ref.node, "artifact": info.to_dict()})
     return records
 
 
