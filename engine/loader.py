@@ -144,7 +144,7 @@ def _names_another_module(name: str, resolved: Path) -> bool:
 
 def _import(name: str) -> Any:
     try:
-        return importlib.import_module(name)
+        return _import_with_cwd(name)
     except ModuleNotFoundError as exc:
         if exc.name and name.startswith(exc.name):
             raise DefinitionError(
@@ -162,6 +162,25 @@ def _import(name: str) -> Any:
             "module (traceback above)",
             _user_traceback(exc, None),
         ) from exc
+
+
+def _import_with_cwd(name: str) -> Any:
+    """Import ``name``, also looking in the working directory (as ``python -m`` does).
+
+    The working directory goes *last* on ``sys.path``, so a user's ``string.py`` never
+    shadows the standard library.
+    """
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        cwd = os.getcwd()
+        if cwd in sys.path or not (exc.name and name.startswith(exc.name)):
+            raise
+        sys.path.append(cwd)
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(cwd)
 
 
 def _user_traceback(exc: BaseException, path: str | None) -> str:

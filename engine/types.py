@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 # Run and task-run states. Terminal states are never left once entered.
@@ -48,7 +48,16 @@ class ArtifactInfo:
     preview: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # not dataclasses.asdict: it deep-copies the preview, and this runs twice per task
+        return {
+            "content_hash": self.content_hash,
+            "uri": self.uri,
+            "digest": self.digest,
+            "type_name": self.type_name,
+            "materializer": self.materializer,
+            "size": self.size,
+            "preview": self.preview,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArtifactInfo:

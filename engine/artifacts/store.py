@@ -118,6 +118,7 @@ class ArtifactStore:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._fs = None
+        self._real_dirs: dict[str, str] = {}
 
     @property
     def fs(self) -> Any:
@@ -147,8 +148,7 @@ class ArtifactStore:
             full = f"{self._base}/{relative}"
         elif problem is None:
             full = os.path.join(self._base, *relative.split("/"))
-            real_root = os.path.realpath(self._base)
-            if os.path.commonpath([real_root, os.path.realpath(full)]) != real_root:
+            if not self._inside_root(relative, full):
                 problem = "it leaves the root through a symbolic link"
         if problem is not None:
             raise ArtifactError(
@@ -156,6 +156,28 @@ class ArtifactStore:
                 "paths must stay inside GLASSPANE_ARTIFACT_ROOT"
             )
         return full
+
+    def _inside_root(self, relative: str, full: str) -> bool:
+        """Resolve symlinks, then check containment.
+
+        Directories are resolved once per process (the store writes two files per task, and
+        ``realpath`` of a deep path costs an ``lstat`` per component); the file itself is
+        checked every time.
+        """
+        cache = self.__dict__.setdefault("_real_dirs", {})
+        real_root = cache.get("")
+        if real_root is None:
+            real_root = cache[""] = os.path.realpath(self._base)
+        directory, _, name = relative.rpartition("/")
+        real_dir = cache.get(directory)
+        if real_dir is None:
+            real_dir = os.path.realpath(os.path.join(self._base, *directory.split("/")))
+            if os.path.isdir(real_dir):
+                cache[directory] = real_dir
+        real = os.path.join(real_dir, name)
+        if os.path.islink(real):
+            real = os.path.realpath(real)
+        return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
     def _object_uri(self, content_hash: str, extension: str) -> str:
         h = _check_hex(content_hash, "content hash")
@@ -232,7 +254,9 @@ class ArtifactStore:
         uri = self._object_uri(content_hash, materializer.extension)
         digest = _sha256(data)
         existing = self._read_optional(uri)
-        if existing is not None and (_sha256(existing) == digest or _loads(materializer, existing)):
+        if existing is not None and (
+            _sha256(existing) == digest or _holds(materializer, existing, content_hash)
+        ):
             data, digest = existing, _sha256(existing)
         else:
             self._write(uri, data)
@@ -395,12 +419,18 @@ def _cause(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _loads(materializer: Any, data: bytes) -> bool:
+def _holds(materializer: Any, data: bytes, content_hash: str) -> bool:
+    """Whether stored bytes still hold the value ``content_hash`` names.
+
+    Serialized bytes need not be reproducible (parquet), so a blob written earlier may differ
+    from the new bytes and still be right: it is kept (earlier runs recorded its digest)
+    only if it loads to a value with the same content hash. A corrupted blob that happens to
+    load is replaced.
+    """
     try:
-        materializer.load(data)
+        return bool(hashing.content_hash(materializer.load(data)) == content_hash)
     except Exception:
         return False
-    return True
 
 
 def _write_local(path: str, data: bytes) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -89,6 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CANCELLED
     except GlasspaneError as exc:
         return _user_error(exc)
+    except BrokenPipeError:
+        # the reader went away (`glasspane runs list --json | head`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _terminate(signum: int, frame: Any) -> None:

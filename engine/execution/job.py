@@ -74,8 +74,14 @@ class Job:
     tee: bool = False
 
     @property
-    def dask_key(self) -> str:
-        return f"{self.node_id}-{self.run_id}"
+    def dask_key(self) -> str | tuple[str, int]:
+        """Unique per run. Map elements share a name (one Dask task group per map, not one
+        per element: the scheduler walks its groups on every submit)."""
+        if self.map_index is None:
+            return f"{self.node_id}-{self.run_id}"
+        base = self.node_id.rsplit("[", 1)[0]
+        group = f"{base}-{self.run_id}" if self.parent is None else f"{base}.map-{self.run_id}"
+        return (group, self.map_index)
 
     def __reduce__(self) -> Any:
         # The task (a function, often pickled by value, plus its options) is the bulk of a

@@ -13,6 +13,9 @@ Invariants:
   not created with the run).
 - Artifacts are shared across runs by ``content_hash``: inserted when absent, and a stored row
   without a ``uri`` gets one when a later event knows it.
+- An input edge names the task run that produced its value (``source_task_run_id``) when the
+  event gives the producing node (``inputs[i]["source"]``) and that node has a task run in
+  this run by then; otherwise it stays NULL and lineage falls back to content hashes.
 - Captured text (stdout, stderr, log tail, traceback, error) keeps at most its last
   :data:`TEXT_LIMIT` bytes.
 """
@@ -107,14 +110,15 @@ INSERT_METRICS = insert(MetricRow)
 class EventWriter:
     """Writes one batch of events for one run on a connection inside a write transaction.
 
-    The task runs, attempts and artifacts the batch refers to are read up front in a few
-    queries; lineage edges and metrics are inserted together at the end.
+    The task runs (of the events' nodes and of their inputs' source nodes), attempts and
+    artifacts the batch refers to are read up front in a few queries; lineage edges and metrics
+    are inserted together at the end.
     """
 
     def __init__(self, conn: Connection, run_id: str) -> None:
         self.conn = conn
         self.run_id = run_id
-        # node_id -> (task_run id, state) for the nodes this batch touches.
+        # node_id -> (task_run id, state) for the nodes this batch touches or takes inputs from.
         self.task_runs: dict[str, tuple[int, str]] = {}
         self.attempt_ids: dict[tuple[int, int], int] = {}
         # content_hash -> (artifact id, has a uri)
@@ -133,8 +137,15 @@ class EventWriter:
             self.conn.execute(INSERT_METRICS, self.metrics)
 
     def _prefetch(self, events: list[dict[str, Any]]) -> None:
-        nodes = sorted({event["node"] for event in events})
-        for part in chunks(nodes):
+        nodes = {event["node"] for event in events}
+        sources = {
+            item["source"]
+            for event in events
+            if event["kind"] == "task_finished"
+            for item in event.get("inputs") or ()
+            if item.get("source") is not None
+        }
+        for part in chunks(sorted(nodes | sources)):
             rows = self.conn.execute(
                 select(_task_runs.id, _task_runs.node_id, _task_runs.state).where(
                     _task_runs.run_id == self.run_id, _task_runs.node_id.in_(part)
@@ -142,7 +153,8 @@ class EventWriter:
             )
             for row in rows:
                 self.task_runs[row.node_id] = (row.id, row.state)
-        for part in chunks([task_run_id for task_run_id, _ in self.task_runs.values()]):
+        touched = [self.task_runs[node][0] for node in nodes if node in self.task_runs]
+        for part in chunks(touched):
             rows = self.conn.execute(
                 select(_attempts.id, _attempts.task_run_id, _attempts.attempt).where(
                     _attempts.task_run_id.in_(part)
@@ -300,12 +312,14 @@ class EventWriter:
         self._close_last_attempt(task_run_id, event)
         for direction, key in (("input", "inputs"), ("output", "outputs")):
             for item in event.get(key) or ():
+                source = self.task_runs.get(item.get("source"))
                 self.edges.append(
                     {
                         "task_run_id": task_run_id,
                         "artifact_id": self._artifact_id(item["artifact"]),
                         "direction": direction,
                         "name": str(item["name"]),
+                        "source_task_run_id": None if source is None else source[0],
                     }
                 )
         for metric in event.get("metrics") or ():

@@ -1,19 +1,28 @@
 """Walk lineage edges from one task run to the task runs and artifacts it depends on or feeds.
 
 Upstream: a task run's input artifacts, the task run that *produced* each of them, their
-inputs, and so on. An artifact shared by content hash may be output by many task runs (every
-cache hit records one); its producer is the one that actually computed it (``cached`` false),
-earliest first, in any run. Downstream: a task run's output artifacts, every task run in any
-run that consumed one of them, and so on.
+inputs, and so on. An input edge names its producer exactly (``source_task_run_id``: the task
+run of the same run whose output it was, cached or not; a cached one has its own input edges,
+so the walk goes on through it). Only edges without a source (recorded from events that did
+not say) fall back to content hashes: the producer is a task run that output an equal value
+and actually computed it (``cached`` false), earliest first, in any run.
+
+Downstream: a task run's output artifacts and the task runs that consumed them: those whose
+input edge names it as the source, and, across runs, those whose source is a *cached* task
+run of the same node that output an equal value (a later run reused its output from the cache
+or on resume), and so on. Input edges without a source count when their artifact is one of
+the outputs (the content-hash fallback).
 
 Edges always point the way data flows (producer -> artifact -> consumer), whatever the
 direction of the walk; task runs are named ``"<run_id>/<node>"`` and artifacts by content
-hash. Every row is visited once, so shared ancestry and cycles across runs terminate.
+hash, so equal values output by different task runs share one artifact entry, whose
+``produced_by`` is the first producer the walk found. Every task run is visited once, so
+shared ancestry and cycles across runs terminate.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
 
@@ -31,6 +40,21 @@ _TASK_COLUMNS = (
     TaskRunRow.state,
     TaskRunRow.cached,
 )
+_EDGE_COLUMNS = (
+    LineageEdgeRow.id,
+    LineageEdgeRow.task_run_id,
+    LineageEdgeRow.artifact_id,
+    LineageEdgeRow.source_task_run_id,
+)
+
+
+class Edge(NamedTuple):
+    """One ``lineage_edges`` row, as far as the walk needs it."""
+
+    id: int
+    task_run_id: int
+    artifact_id: int
+    source_task_run_id: int | None
 
 
 def task_key(run_id: str, node: str) -> str:
@@ -44,7 +68,8 @@ class LineageWalk:
         self.conn = conn
         self.task_runs: dict[int, dict[str, Any]] = {}
         self.artifacts: dict[int, dict[str, Any]] = {}
-        self.producers: dict[int, int | None] = {}  # artifact id -> producing task run id
+        # artifact id -> its content-hash producer, for input edges without a source
+        self.hash_producers: dict[int, int | None] = {}
         self.edges: dict[tuple[str, str], None] = {}  # ordered set
 
     def run(self, run_id: str, node_id: str, direction: str, depth: int | None) -> dict[str, Any]:
@@ -65,65 +90,109 @@ class LineageWalk:
         while frontier and (depth is None or level < depth):
             level += 1
             frontier = step(frontier, level)
-        self._resolve_producers(list(self.artifacts))
         return {
             "root": {"run_id": root.run_id, "node": root.node_id, "task": root.task_name},
             "direction": direction,
             "task_runs": [
                 {k: v for k, v in entry.items() if k != "key"} for entry in self.task_runs.values()
             ],
-            "artifacts": [self._artifact_entry(i, a) for i, a in self.artifacts.items()],
+            "artifacts": [self._artifact_entry(a) for a in self.artifacts.values()],
             "edges": [{"from": src, "to": dst} for src, dst in self.edges],
         }
 
     # ---- one level of the walk ---------------------------------------------------------------
 
     def _step_upstream(self, frontier: list[int], level: int) -> list[int]:
-        consumed = self._edges(LineageEdgeRow.task_run_id, frontier, "input")
-        new_artifacts = self._add_artifacts([artifact for _, artifact in consumed])
-        for task_run, artifact in consumed:
-            self._edge(self.artifacts[artifact]["content_hash"], self.task_runs[task_run]["key"])
-        self._resolve_producers(new_artifacts)
-        found = []
-        for artifact in new_artifacts:
-            producer = self.producers.get(artifact)
+        consumed = self._select_edges(
+            LineageEdgeRow.task_run_id, frontier, LineageEdgeRow.direction == "input"
+        )
+        self._add_artifacts([edge.artifact_id for edge in consumed])
+        self._resolve_hash_producers(
+            [edge.artifact_id for edge in consumed if edge.source_task_run_id is None]
+        )
+        links: list[tuple[int, int]] = []  # (producer, artifact)
+        for edge in consumed:
+            self._consumed(edge)
+            producer = edge.source_task_run_id
+            if producer is None:
+                producer = self.hash_producers[edge.artifact_id]
             if producer is not None:
-                found.append(producer)
-        new = self._load_task_runs(found, level)
-        for artifact in new_artifacts:
-            producer = self.producers.get(artifact)
-            if producer is not None:
-                self._edge(
-                    self.task_runs[producer]["key"], self.artifacts[artifact]["content_hash"]
-                )
+                links.append((producer, edge.artifact_id))
+        new = self._load_task_runs([producer for producer, _ in links], level)
+        for producer, artifact in links:
+            if producer in self.task_runs:
+                self._produced(producer, artifact)
         return new
 
     def _step_downstream(self, frontier: list[int], level: int) -> list[int]:
-        produced = self._edges(LineageEdgeRow.task_run_id, frontier, "output")
-        new_artifacts = self._add_artifacts([artifact for _, artifact in produced])
-        for task_run, artifact in produced:
-            self._edge(self.task_runs[task_run]["key"], self.artifacts[artifact]["content_hash"])
-        consumers = self._edges(LineageEdgeRow.artifact_id, new_artifacts, "input")
-        new = self._load_task_runs([task_run for task_run, _ in consumers], level)
-        for task_run, artifact in consumers:
-            self._edge(self.artifacts[artifact]["content_hash"], self.task_runs[task_run]["key"])
+        produced = self._select_edges(
+            LineageEdgeRow.task_run_id, frontier, LineageEdgeRow.direction == "output"
+        )
+        self._add_artifacts([edge.artifact_id for edge in produced])
+        for edge in produced:
+            self._produced(edge.task_run_id, edge.artifact_id)
+        outputs = {edge.artifact_id for edge in produced}
+        copies = self._cached_copies(
+            {(self.task_runs[edge.task_run_id]["node"], edge.artifact_id) for edge in produced}
+        )
+        direct = set(frontier)
+        sourced = self._select_edges(
+            LineageEdgeRow.source_task_run_id,
+            [*frontier, *sorted({copy for copy, _ in copies} - direct)],
+            LineageEdgeRow.direction == "input",
+        )
+        unsourced = self._select_edges(
+            LineageEdgeRow.artifact_id,
+            sorted(outputs),
+            LineageEdgeRow.direction == "input",
+            LineageEdgeRow.source_task_run_id.is_(None),
+        )
+        consumers = [
+            edge
+            for edge in sourced
+            if edge.source_task_run_id in direct
+            or (edge.source_task_run_id, edge.artifact_id) in copies
+        ]
+        consumers = sorted([*consumers, *unsourced])
+        new = self._load_task_runs([edge.task_run_id for edge in consumers], level)
+        self._add_artifacts([edge.artifact_id for edge in consumers])
+        for edge in consumers:
+            self._consumed(edge)
         return new
 
     # ---- queries -----------------------------------------------------------------------------
 
-    def _edges(self, column: Any, ids: list[int], direction: str) -> list[tuple[int, int]]:
-        """``(task_run_id, artifact_id)`` of the edges whose ``column`` is in ``ids``."""
-        pairs: list[tuple[int, int]] = []
+    def _select_edges(self, column: Any, ids: list[int], *where: Any) -> list[Edge]:
+        """The edges whose ``column`` is in ``ids`` and that match ``where``, in id order."""
+        found: list[Edge] = []
         for part in chunks(ids):
-            rows = self.conn.execute(
-                select(LineageEdgeRow.task_run_id, LineageEdgeRow.artifact_id)
-                .where(column.in_(part), LineageEdgeRow.direction == direction)
-                .order_by(LineageEdgeRow.id)
-            )
-            pairs.extend((row.task_run_id, row.artifact_id) for row in rows)
-        return pairs
+            rows = self.conn.execute(select(*_EDGE_COLUMNS).where(column.in_(part), *where))
+            found.extend(Edge(*row) for row in rows)
+        return sorted(found)
 
-    def _add_artifacts(self, ids: list[int]) -> list[int]:
+    def _cached_copies(self, outputs: set[tuple[str, int]]) -> set[tuple[int, int]]:
+        """``(task run, artifact)`` of cached task runs that output ``(node, artifact)`` pairs.
+
+        ``outputs`` holds ``(node id, artifact id)`` pairs; a cached task run of the same node
+        that output the same artifact reused that value (from the cache or a resumed run).
+        """
+        copies: set[tuple[int, int]] = set()
+        for part in chunks(sorted({artifact for _, artifact in outputs})):
+            rows = self.conn.execute(
+                select(LineageEdgeRow.task_run_id, LineageEdgeRow.artifact_id, TaskRunRow.node_id)
+                .join(TaskRunRow, TaskRunRow.id == LineageEdgeRow.task_run_id)
+                .where(
+                    LineageEdgeRow.artifact_id.in_(part),
+                    LineageEdgeRow.direction == "output",
+                    TaskRunRow.cached.is_(True),
+                )
+            )
+            for row in rows:
+                if (row.node_id, row.artifact_id) in outputs:
+                    copies.add((row.task_run_id, row.artifact_id))
+        return copies
+
+    def _add_artifacts(self, ids: list[int]) -> None:
         new = list(dict.fromkeys(i for i in ids if i not in self.artifacts))
         for part in chunks(new):
             rows = self.conn.execute(
@@ -137,8 +206,7 @@ class LineageWalk:
                 ).where(ArtifactRow.id.in_(part))
             )
             for row in rows:
-                self.artifacts[row.id] = dict(row._mapping)
-        return new
+                self.artifacts[row.id] = {**row._mapping, "produced_by": None}
 
     def _load_task_runs(self, ids: list[int], level: int) -> list[int]:
         """Add the task runs ``ids`` not seen yet at ``level``; return those new ids."""
@@ -148,7 +216,7 @@ class LineageWalk:
             rows.extend(self.conn.execute(select(*_TASK_COLUMNS).where(TaskRunRow.id.in_(part))))
         position = {task_run_id: n for n, task_run_id in enumerate(new)}
         self._add_task_runs(sorted(rows, key=lambda row: position[row.id]), level)
-        return new
+        return [task_run_id for task_run_id in new if task_run_id in self.task_runs]
 
     def _add_task_runs(self, rows: list[Any], level: int) -> None:
         for row in rows:
@@ -162,40 +230,41 @@ class LineageWalk:
                 "depth": level,
             }
 
-    def _resolve_producers(self, artifact_ids: list[int]) -> None:
-        """Find the producing task run of each artifact: computed (not cached), then earliest."""
-        todo = [i for i in artifact_ids if i not in self.producers]
+    def _resolve_hash_producers(self, artifact_ids: list[int]) -> None:
+        """The content-hash producer of each artifact: computed (not cached), then earliest."""
+        todo = list(dict.fromkeys(i for i in artifact_ids if i not in self.hash_producers))
         for part in chunks(todo):
             rows = self.conn.execute(
-                select(
-                    LineageEdgeRow.artifact_id, TaskRunRow.id, TaskRunRow.run_id, TaskRunRow.node_id
-                )
+                select(LineageEdgeRow.artifact_id, LineageEdgeRow.task_run_id)
                 .join(TaskRunRow, TaskRunRow.id == LineageEdgeRow.task_run_id)
                 .where(LineageEdgeRow.artifact_id.in_(part), LineageEdgeRow.direction == "output")
                 .order_by(LineageEdgeRow.artifact_id, TaskRunRow.cached, TaskRunRow.id)
             )
             for row in rows:
-                if row.artifact_id not in self.producers:
-                    self.producers[row.artifact_id] = row.id
-                    self.artifacts.get(row.artifact_id, {}).setdefault(
-                        "produced_by", {"run_id": row.run_id, "node": row.node_id}
-                    )
+                self.hash_producers.setdefault(row.artifact_id, row.task_run_id)
         for artifact in todo:
-            self.producers.setdefault(artifact, None)
+            self.hash_producers.setdefault(artifact, None)
 
     # ---- output ------------------------------------------------------------------------------
 
-    def _edge(self, src: str, dst: str) -> None:
-        self.edges[(src, dst)] = None
+    def _produced(self, task_run_id: int, artifact_id: int) -> None:
+        task_run, artifact = self.task_runs[task_run_id], self.artifacts[artifact_id]
+        self.edges[(task_run["key"], artifact["content_hash"])] = None
+        if artifact["produced_by"] is None:
+            artifact["produced_by"] = {"run_id": task_run["run_id"], "node": task_run["node"]}
 
-    def _artifact_entry(self, artifact_id: int, row: dict[str, Any]) -> dict[str, Any]:
+    def _consumed(self, edge: Edge) -> None:
+        artifact = self.artifacts[edge.artifact_id]["content_hash"]
+        self.edges[(artifact, self.task_runs[edge.task_run_id]["key"])] = None
+
+    def _artifact_entry(self, row: dict[str, Any]) -> dict[str, Any]:
         return {
             "content_hash": row["content_hash"],
             "uri": row["uri"],
             "type_name": row["type_name"],
             "size": row["size"],
             "preview": row["preview"],
-            "produced_by": row.get("produced_by"),
+            "produced_by": row["produced_by"],
         }
 
     def _no_node(self, run_id: str, node_id: str) -> str:

@@ -194,7 +194,8 @@ class LineageEdgeRow(Base):
     """A task run consumed (``input``) or produced (``output``) an artifact.
 
     ``name`` is the parameter name for inputs and the output index (``"0"``, ``"1"``...) for
-    outputs.
+    outputs. An input edge's ``source_task_run_id`` is the task run (of the same run) whose
+    output it was; NULL when the event did not say, or that task run was deleted.
     """
 
     __tablename__ = "lineage_edges"
@@ -210,6 +211,9 @@ class LineageEdgeRow(Base):
     artifact_id: Mapped[int] = mapped_column(BigId, ForeignKey("artifacts.id"))
     direction: Mapped[str] = mapped_column(String(8))
     name: Mapped[str] = mapped_column(String(255))
+    source_task_run_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("task_runs.id", ondelete="SET NULL"), index=True
+    )
 
 
 class MetricRow(Base):

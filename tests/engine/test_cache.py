@@ -297,6 +297,19 @@ def test_corrupted_blob_is_recomputed_with_a_note() -> None:
     assert cached(run(pair_of_tasks)) == {"value": True, "consume": True}
 
 
+def test_corrupted_blob_that_still_loads_is_replaced_not_trusted() -> None:
+    first = run(pair_of_tasks)  # value() stores [2, 2] as JSON
+    uri = output_uri(first.run_id, "value")
+    Path(uri).write_text("[2, 3]")  # still valid JSON, but not the stored value
+    second = run(pair_of_tasks)
+    assert second.task("value").cached is False
+    assert "corrupted" in (second.task("value").note or "")
+    assert Path(uri).read_text().replace(" ", "") == "[2,2]"  # rewritten with the true value
+    third = run(pair_of_tasks)
+    assert cached(third) == {"value": True, "consume": True}
+    assert third.output == 4
+
+
 def test_missing_blob_is_recomputed() -> None:
     first = run(pair_of_tasks)
     Path(output_uri(first.run_id, "value")).unlink()

@@ -13,6 +13,7 @@ started once per process and reused across runs.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import sys
@@ -130,10 +131,19 @@ class DaskExecutor:
         ship_user_code(jobs)
         client.subscribe_topic(topic, handler)
         futures: dict[str, Any] = {}
+        all_done = threading.Event()
+        remaining = [len(jobs)]
+
+        def done(_future: Any) -> None:
+            with lock:
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    all_done.set()
+
         try:
             for job in jobs:
                 resources = dict(job.task.options.resources) or None
-                futures[job.node_id] = client.submit(
+                future = client.submit(
                     _dask_entry,
                     job,
                     topic,
@@ -142,30 +152,16 @@ class DaskExecutor:
                     pure=False,
                     resources=resources,
                 )
-            try:
-                self._wait(client, futures, cancel)
-            except BaseException:  # Ctrl-C / SIGTERM: leave nothing running on the cluster
-                client.cancel(list(futures.values()), force=True)
-                raise
-            if cancel.is_set():
-                client.cancel(list(futures.values()), force=True)
-                result.cancelled = True
-                return result
-            wanted = {n: f for n, f in futures.items() if n in want and f.status == "finished"}
-            if wanted:
-                for node_id, value in zip(wanted, client.gather(list(wanted.values()))):
-                    result.values[node_id] = value
-            expect: set[str] = set()
-            for node_id, future in futures.items():
-                if future.status == "finished":
-                    expect.add(node_id)
-                elif future.status == "error":
-                    exc = future.exception()
-                    if isinstance(exc, TaskFailed):
-                        if exc.node_id == node_id:
-                            expect.add(node_id)
-                    else:
-                        result.errors[node_id] = exc
+                futures[job.node_id] = future
+                future.add_done_callback(done)
+            # one callback per future instead of polling every pending future
+            while not all_done.wait(0.25):
+                if cancel.is_set():
+                    client.cancel(list(futures.values()), force=True)
+                    result.cancelled = True
+                    return result
+            self._collect(client, futures, want, result)
+            expect = {n for n, f in futures.items() if _reports(n, f)}
             # events travel beside the results: wait until each finished task has reported
             deadline = time.monotonic() + _EVENT_GRACE
             while time.monotonic() < deadline:
@@ -174,28 +170,44 @@ class DaskExecutor:
                         break
                 time.sleep(0.01)
             return result
+        except BaseException:  # Ctrl-C, SIGTERM, a lost scheduler: leave nothing running
+            if futures:
+                with contextlib.suppress(Exception):
+                    client.cancel(list(futures.values()), force=True)
+            raise
         finally:
-            client.unsubscribe_topic(topic)
+            with contextlib.suppress(Exception):
+                client.unsubscribe_topic(topic)
 
     @staticmethod
-    def _wait(client: Any, futures: Mapping[str, Any], cancel: threading.Event) -> None:
-        # distributed.wait() needs a default client; ours is private to glasspane
-        from distributed.client import _wait
-
-        pending = list(futures.values())
-        while pending:
-            if cancel.is_set():
-                return
-            try:
-                client.sync(_wait, pending, timeout=0.5)
-            except TimeoutError:
-                pass
-            pending = [f for f in pending if f.status == "pending"]
+    def _collect(
+        client: Any, futures: Mapping[str, Any], want: set[str], result: Execution
+    ) -> None:
+        """Gather the wanted values; keep errors that no task event will explain."""
+        wanted = {n: f for n, f in futures.items() if n in want and f.status == "finished"}
+        if wanted:
+            for node_id, value in zip(wanted, client.gather(list(wanted.values()))):
+                result.values[node_id] = value
+        for node_id, future in futures.items():
+            if future.status == "error":
+                exc = future.exception()
+                if not isinstance(exc, TaskFailed):  # e.g. KilledWorker: no event was sent
+                    result.errors[node_id] = exc
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _reports(node_id: str, future: Any) -> bool:
+    """Whether the wrapper ran for this node and so sent a task_finished event."""
+    if future.status == "finished":
+        return True
+    if future.status == "error":
+        exc = future.exception()
+        return isinstance(exc, TaskFailed) and exc.node_id == node_id
+    return False
 
 
 def ship_user_code(jobs: Sequence[Job]) -> None:

@@ -343,7 +343,7 @@ def test_p_value_that_is_not_json_is_kept_as_a_string(cli: Cli) -> None:
         pytest.param(
             ["flows.py:demo"],
             {"GLASSPANE_DASK_WORKERS": "two"},
-            "invalid glasspane setting (dask_workers: ",
+            "invalid glasspane setting (`dask_workers`: ",
             id="bad-setting",
         ),
     ],

@@ -155,6 +155,7 @@ def upgrade() -> None:
         sa.Column("artifact_id", BIG_ID, nullable=False),
         sa.Column("direction", sa.String(length=8), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("source_task_run_id", BIG_ID, nullable=True),
         sa.CheckConstraint(
             "direction IN ('input', 'output')", name=op.f("ck_lineage_edges_direction")
         ),
@@ -162,6 +163,12 @@ def upgrade() -> None:
             ["artifact_id"],
             ["artifacts.id"],
             name=op.f("fk_lineage_edges_artifact_id_artifacts"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["source_task_run_id"],
+            ["task_runs.id"],
+            name=op.f("fk_lineage_edges_source_task_run_id_task_runs"),
+            ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
             ["task_run_id"],
@@ -175,6 +182,9 @@ def upgrade() -> None:
         op.f("ix_lineage_edges_artifact_id_direction"),
         "lineage_edges",
         ["artifact_id", "direction"],
+    )
+    op.create_index(
+        op.f("ix_lineage_edges_source_task_run_id"), "lineage_edges", ["source_task_run_id"]
     )
     op.create_index(op.f("ix_lineage_edges_task_run_id"), "lineage_edges", ["task_run_id"])
     op.create_table(
