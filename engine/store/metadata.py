@@ -307,9 +307,10 @@ class MetadataStore:
         Args:
             run_id: the run's id or a unique prefix of it.
             node_id: the node whose task run is the root.
-            direction: ``"upstream"`` (what it was computed from; each artifact leads to the
-                task run that computed it) or ``"downstream"`` (every task run, in any run,
-                that consumed its outputs, and so on).
+            direction: ``"upstream"`` (what it was computed from; each input leads to the
+                task run of this run that produced it) or ``"downstream"`` (the task runs
+                that consumed its outputs, here and in later runs that reused them from the
+                cache, and so on).
             depth: follow at most this many task-run hops; None for all.
 
         Returns:

@@ -64,10 +64,12 @@ def finished(
     cached: bool = False,
     inputs: dict[str, dict] | None = None,
     outputs: list[dict] | None = None,
+    sources: dict[str, str] | None = None,
     start: float | None = T0,
     end: float = T0 + 2.5,
     **fields: Any,
 ) -> dict[str, Any]:
+    """A ``task_finished`` event; ``sources`` maps input names to the nodes that output them."""
     event = {
         "kind": "task_finished", "node": node, "task": node, "state": state, "cached": cached,
         "cache_key": f"key-{node}", "attempts": 1, "started": start, "ended": end,
@@ -77,6 +79,9 @@ def finished(
         "outputs": [{"name": str(i), "artifact": a} for i, a in enumerate(outputs or [])],
         "metrics": [], "params": [],
     }  # fmt: skip
+    for item in event["inputs"]:
+        if sources and item["name"] in sources:
+            item["source"] = sources[item["name"]]
     event.update(fields)
     return event
 
@@ -536,6 +541,188 @@ def test_lineage_errors(two_runs: MetadataStore) -> None:
         two_runs.lineage("run1", "load", direction="sideways")
     with pytest.raises(NotFound, match=r"^no run `nope`"):
         two_runs.lineage("nope", "load")
+
+
+PARITY = [("source", "source"), ("parity", "parity"), ("report", "report")]
+
+
+def parity_events(
+    cached: tuple[str, ...] = (), value: str = "one", bit: str = "one"
+) -> list[dict[str, Any]]:
+    """``report(parity(source(x)))``: with x = 1, source and parity both output the value 1."""
+    return [
+        finished("source", cached="source" in cached, outputs=[art(value)]),
+        finished(
+            "parity",
+            cached="parity" in cached,
+            inputs={"v": art(value)},
+            sources={"v": "source"},
+            outputs=[art(bit)],
+        ),
+        finished(
+            "report",
+            cached="report" in cached,
+            inputs={"p": art(bit)},
+            sources={"p": "parity"},
+            outputs=[art("odd")],
+        ),
+    ]
+
+
+def walked(lineage: dict[str, Any]) -> list[tuple[str, str, int]]:
+    return [(t["run_id"], t["node"], t["depth"]) for t in lineage["task_runs"]]
+
+
+def test_lineage_follows_exact_producers_of_equal_values(
+    store: MetadataStore, raw_engine: Engine
+) -> None:
+    new_run(store, "run1", PARITY, pipeline="parity")
+    store.record_events("run1", parity_events()[:1])  # source is found in an earlier batch
+    store.record_events("run1", parity_events()[1:])
+    # equal values computed elsewhere: another pipeline, and another run of this one
+    new_run(store, "other", [("make", "make"), ("use", "use")], pipeline="other")
+    store.record_events(
+        "other",
+        [
+            finished("make", outputs=[art("one")]),
+            finished("use", inputs={"n": art("one")}, sources={"n": "make"}, outputs=[art("u")]),
+        ],
+    )
+    new_run(store, "run3", PARITY, pipeline="parity")
+    store.record_events("run3", parity_events(value="three"))
+
+    with raw_engine.connect() as conn:
+        source = TaskRunRow.__table__.alias("source")
+        rows = conn.execute(
+            select(TaskRunRow.node_id, LineageEdgeRow.name, source.c.node_id)
+            .join(TaskRunRow, TaskRunRow.id == LineageEdgeRow.task_run_id)
+            .join(source, source.c.id == LineageEdgeRow.source_task_run_id, isouter=True)
+            .where(TaskRunRow.run_id == "run1", LineageEdgeRow.direction == "input")
+            .order_by(LineageEdgeRow.id)
+        ).all()
+    assert [tuple(row) for row in rows] == [("parity", "v", "source"), ("report", "p", "parity")]
+
+    up = store.lineage("run1", "report")
+    assert walked(up) == [("run1", "report", 0), ("run1", "parity", 1), ("run1", "source", 2)]
+    assert [(a["content_hash"], a["produced_by"]) for a in up["artifacts"]] == [
+        ("one", {"run_id": "run1", "node": "parity"})
+    ]
+    assert {(e["from"], e["to"]) for e in up["edges"]} == {
+        ("one", "run1/report"), ("run1/parity", "one"),
+        ("one", "run1/parity"), ("run1/source", "one"),
+    }  # fmt: skip
+    assert walked(store.lineage("run1", "report", depth=1)) == [
+        ("run1", "report", 0), ("run1", "parity", 1),
+    ]  # fmt: skip
+
+    down = store.lineage("run1", "source", direction="downstream")
+    assert walked(down) == [("run1", "source", 0), ("run1", "parity", 1), ("run1", "report", 2)]
+    assert [(a["content_hash"], a["produced_by"]) for a in down["artifacts"]] == [
+        ("one", {"run_id": "run1", "node": "source"}),
+        ("odd", {"run_id": "run1", "node": "report"}),
+    ]
+    down = store.lineage("run1", "parity", direction="downstream")
+    assert walked(down) == [("run1", "parity", 0), ("run1", "report", 1)]
+    down = store.lineage("other", "make", direction="downstream")
+    assert walked(down) == [("other", "make", 0), ("other", "use", 1)]
+
+
+def test_lineage_downstream_follows_cached_reuse_into_later_runs(store: MetadataStore) -> None:
+    new_run(store, "run1", PARITY, pipeline="parity")
+    store.record_events("run1", parity_events())
+    # run2 reuses source from the cache and recomputes the rest
+    new_run(store, "run2", PARITY, pipeline="parity")
+    store.record_events("run2", parity_events(cached=("source",)))
+    # run3 is a cache hit of source with another value; run4's cached `seed` (another node)
+    # output an equal value: neither reused run1/source's output
+    new_run(store, "run3", PARITY, pipeline="parity")
+    store.record_events("run3", parity_events(cached=("source",), value="three"))
+    new_run(store, "run4", [("seed", "seed"), ("use", "use")], pipeline="other")
+    store.record_events(
+        "run4",
+        [
+            finished("seed", cached=True, outputs=[art("one")]),
+            finished("use", inputs={"n": art("one")}, sources={"n": "seed"}, outputs=[art("u")]),
+        ],
+    )
+
+    down = store.lineage("run1", "source", direction="downstream")
+    assert walked(down) == [
+        ("run1", "source", 0), ("run1", "parity", 1), ("run2", "parity", 1),
+        ("run1", "report", 2), ("run2", "report", 2),
+    ]  # fmt: skip
+    assert {(e["from"], e["to"]) for e in down["edges"]} == {
+        ("run1/source", "one"), ("one", "run1/parity"), ("one", "run2/parity"),
+        ("run1/parity", "one"), ("run2/parity", "one"),
+        ("one", "run1/report"), ("one", "run2/report"),
+        ("run1/report", "odd"), ("run2/report", "odd"),
+    }  # fmt: skip
+    assert walked(store.lineage("run1", "source", direction="downstream", depth=1)) == [
+        ("run1", "source", 0), ("run1", "parity", 1), ("run2", "parity", 1),
+    ]  # fmt: skip
+    # from the cached task run itself: only its own run's consumers
+    assert walked(store.lineage("run2", "source", direction="downstream")) == [
+        ("run2", "source", 0), ("run2", "parity", 1), ("run2", "report", 2),
+    ]  # fmt: skip
+    # upstream stays in the run: the cached task run is the producer, and ends the walk
+    up = store.lineage("run2", "report")
+    assert walked(up) == [("run2", "report", 0), ("run2", "parity", 1), ("run2", "source", 2)]
+    assert [t["cached"] for t in up["task_runs"]] == [False, False, True]
+
+
+def test_lineage_falls_back_to_content_hashes_for_inputs_without_a_source(
+    store: MetadataStore, raw_engine: Engine
+) -> None:
+    new_run(store, "run1", PARITY, pipeline="parity")
+    events = parity_events()
+    for event in events:
+        for item in event["inputs"]:
+            del item["source"]
+    events[2]["inputs"][0]["source"] = "ghost"  # a node without a task run: unknown
+    store.record_events("run1", events)
+    with raw_engine.connect() as conn:
+        sources = conn.execute(
+            select(LineageEdgeRow.source_task_run_id).where(LineageEdgeRow.direction == "input")
+        ).all()
+    assert [tuple(row) for row in sources] == [(None,), (None,)]
+
+    # the earliest computed output of an equal value: source, not parity
+    up = store.lineage("run1", "report")
+    assert walked(up) == [("run1", "report", 0), ("run1", "source", 1)]
+    assert [(a["content_hash"], a["produced_by"]) for a in up["artifacts"]] == [
+        ("one", {"run_id": "run1", "node": "source"})
+    ]
+    down = store.lineage("run1", "source", direction="downstream")
+    assert walked(down) == [("run1", "source", 0), ("run1", "parity", 1), ("run1", "report", 1)]
+
+
+def test_lineage_sources_of_map_children_created_in_the_same_batch(
+    store: MetadataStore,
+) -> None:
+    new_run(store, "run1", [("split", "split"), ("best", "best")])
+    store.record_events(
+        "run1",
+        [
+            finished("split", outputs=[art("rows")]),
+            finished(
+                "train[0]",
+                parent="train",
+                map_index=0,
+                inputs={"rows": art("rows")},
+                sources={"rows": "split"},
+                outputs=[art("model")],
+            ),
+            finished(
+                "best",
+                inputs={"models": art("model")},
+                sources={"models": "train[0]"},
+                outputs=[art("score")],
+            ),
+        ],
+    )
+    assert walked(store.lineage("run1", "best")) == [
+        ("run1", "best", 0), ("run1", "train[0]", 1), ("run1", "split", 2),
+    ]  # fmt: skip
 
 
 # ---- opening -------------------------------------------------------------------------------
