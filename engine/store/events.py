@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Insert, bindparam, insert, select, update
+from sqlalchemy import Connection, Insert, bindparam, insert, literal, select, update
 
 from ..errors import NotFound
 from ..types import RETRYING, RUNNING, TERMINAL_STATES
@@ -97,6 +97,11 @@ INSERT_TASK_RUN = insert(TaskRunRow)
 UPDATE_TASK_RUN = update(TaskRunRow).where(
     _task_runs.id == bindparam("_id"), _task_runs.state.not_in(TERMINAL_STATES)
 )
+# the same compare-and-set without an expanding IN list, which executemany cannot take
+FINAL_TASK_RUN = update(TaskRunRow).where(
+    _task_runs.id == bindparam("_id"),
+    *(_task_runs.state != literal(state) for state in sorted(TERMINAL_STATES)),
+)
 INSERT_ATTEMPT = insert(AttemptRow)
 UPDATE_ATTEMPT = update(AttemptRow).where(_attempts.id == bindparam("_id"))
 INSERT_ARTIFACT = insert(ArtifactRow)
@@ -125,16 +130,47 @@ class EventWriter:
         self.artifacts: dict[str, tuple[int, bool]] = {}
         self.edges: list[dict[str, Any]] = []
         self.metrics: list[dict[str, Any]] = []
+        # Fast tasks start and finish within one batch: their task_started is folded into
+        # task_finished (one UPDATE and one attempt INSERT instead of four statements), and the
+        # final updates and attempt inserts run as executemany at the end.
+        self.folded_starts: dict[str, Any] = {}
+        self.final_updates: dict[frozenset[str], list[dict[str, Any]]] = {}
+        self.attempt_rows: list[dict[str, Any]] = []
 
     def apply(self, events: list[dict[str, Any]]) -> None:
         """Apply ``events`` in order, then insert the collected edges and metrics in bulk."""
         self._prefetch(events)
-        for event in events:
+        for event in self._fold_starts(events):
             getattr(self, f"_{event['kind']}")(event)
+        for params in self.final_updates.values():
+            self.conn.execute(FINAL_TASK_RUN, params)
+        if self.attempt_rows:
+            self.conn.execute(INSERT_ATTEMPT, self.attempt_rows)
         if self.edges:
             self.conn.execute(INSERT_EDGES, self.edges)
         if self.metrics:
             self.conn.execute(INSERT_METRICS, self.metrics)
+
+    def _fold_starts(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Drop each task_started whose final task_finished follows in the same batch."""
+        finished_at: dict[str, int] = {}
+        for position, event in enumerate(events):
+            if event["kind"] == "task_finished" and not event.get("cached"):
+                finished_at.setdefault(event["node"], position)
+        kept = []
+        for position, event in enumerate(events):
+            node = event["node"]
+            if (
+                event["kind"] == "task_started"
+                and finished_at.get(node, -1) > position
+                and int(events[finished_at[node]].get("attempts") or 0)
+                == int(event.get("attempt") or 1)
+                and node in self.task_runs
+            ):
+                self.folded_starts[node] = event["ts"]
+                continue
+            kept.append(event)
+        return kept
 
     def _prefetch(self, events: list[dict[str, Any]]) -> None:
         nodes = {event["node"] for event in events}
@@ -305,10 +341,15 @@ class EventWriter:
         node = event["node"]
         if node not in self.task_runs:
             task_run_id = self._insert_task_run(event, event["state"], **values)
-        elif self._update_task_run(node, event["state"], **values):
-            task_run_id = self.task_runs[node][0]
         else:
-            return
+            task_run_id, current = self.task_runs[node]
+            if current in TERMINAL_STATES:
+                return  # compare-and-set: a terminal task run is never changed again
+            if node in self.folded_starts and "started_at" not in values:
+                values["started_at"] = utc(self.folded_starts[node])
+            params = {"_id": task_run_id, "state": event["state"], **values}
+            self.final_updates.setdefault(frozenset(params), []).append(params)
+            self.task_runs[node] = (task_run_id, event["state"])
         self._close_last_attempt(task_run_id, event)
         for direction, key in (("input", "inputs"), ("output", "outputs")):
             for item in event.get(key) or ():
@@ -360,14 +401,15 @@ class EventWriter:
             "error": tail(event.get("error")),
         }
         attempt_id = self.attempt_ids.get((task_run_id, attempt))
-        if attempt_id is None:
-            self.attempt_ids[(task_run_id, attempt)] = insert_id(
-                self.conn,
-                INSERT_ATTEMPT,
-                {"task_run_id": task_run_id, "attempt": attempt, "started_at": None, **values},
-            )
-        else:
+        if attempt_id is not None:
             self.conn.execute(UPDATE_ATTEMPT, {"_id": attempt_id, **values})
+            return
+        started = self.folded_starts.get(event["node"])
+        self.attempt_ids[(task_run_id, attempt)] = -1  # inserted in bulk at the end
+        self.attempt_rows.append(
+            {"task_run_id": task_run_id, "attempt": attempt, "started_at": utc(started),
+             **values}
+        )  # fmt: skip
 
     def _task_skipped(self, event: dict[str, Any]) -> None:
         values = {"ended_at": utc(event["ts"]), "error": tail(event.get("error"))}
