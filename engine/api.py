@@ -61,7 +61,7 @@ def run_pipeline(
     graph = pipeline.compile(**params)  # parameter and definition errors: nothing written yet
     chosen = make_executor(
         executor,
-        default=settings.executor,
+        default=settings.resolved_executor,
         dask_address=settings.dask_address,
         dask_workers=settings.dask_workers,
     )

@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path.home() / ".glasspane")
     database_url: str | None = None
     artifact_root: str | None = None
-    executor: str = DEFAULT_EXECUTOR
+    #: None: ``threads``, or ``dask`` when a scheduler address is configured
+    executor: str | None = None
     dask_address: str | None = None
     dask_workers: int = 2
     heartbeat_interval: float = 5.0
@@ -43,6 +44,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.home.expanduser() / 'glasspane.db'}"
+
+    @property
+    def resolved_executor(self) -> str:
+        """The executor to use when a run names none."""
+        if self.executor:
+            return self.executor
+        return "dask" if self.dask_address else DEFAULT_EXECUTOR
 
     @property
     def resolved_artifact_root(self) -> str:

@@ -15,7 +15,14 @@ def test_defaults_live_under_glasspane_home(glasspane_home: Path) -> None:
     settings = load_settings()
     assert settings.resolved_database_url == f"sqlite:///{glasspane_home / 'glasspane.db'}"
     assert settings.resolved_artifact_root == str(glasspane_home / "artifacts")
-    assert settings.executor == "threads"
+    assert settings.resolved_executor == "threads"
+
+
+def test_a_scheduler_address_makes_dask_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLASSPANE_DASK_ADDRESS", "tcp://127.0.0.1:8786")
+    assert load_settings().resolved_executor == "dask"
+    monkeypatch.setenv("GLASSPANE_EXECUTOR", "threads")
+    assert load_settings().resolved_executor == "threads"  # an explicit choice still wins
 
 
 def test_glasspane_toml_is_read(tmp_path: Path) -> None:
