@@ -1,0 +1,1 @@
+"""The glasspane web UI: a Starlette app serving the runs, graphs and lineage the engine records."""
