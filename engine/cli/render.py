@@ -87,8 +87,9 @@ def run_table(run: dict[str, Any]) -> Table:
     table = Table(
         title=f"run {run['run_id']} · {run['pipeline']} · {run['state']}", title_justify="left"
     )
-    for column in ("node", "task", "state", "cached", "attempts", "time", "error / note"):
-        table.add_column(column, overflow="fold")
+    for column in ("node", "task", "state", "cached", "attempts", "time"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("error / note", overflow="fold")
     for task in run["tasks"]:
         duration = task.get("duration")
         table.add_row(
