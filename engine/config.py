@@ -59,7 +59,7 @@ class Settings(BaseSettings):
         return str(self.home.expanduser() / "artifacts")
 
 
-def _file_settings(cwd: Path) -> dict[str, Any]:
+def _file_settings(cwd: Path) -> tuple[dict[str, Any], Path | None]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - 3.10
@@ -77,19 +77,29 @@ def _file_settings(cwd: Path) -> dict[str, Any]:
             for key in section:
                 data = data.get(key, {})
         if data:
-            return dict(data)
-    return {}
+            return dict(data), path
+    return {}, None
 
 
 def load_settings(**overrides: Any) -> Settings:
     """Build :class:`Settings` from overrides, env vars and the config file, in that order."""
-    file_values = _file_settings(Path.cwd())
+    file_values, file_path = _file_settings(Path.cwd())
     values = {k: v for k, v in file_values.items() if f"GLASSPANE_{k.upper()}" not in os.environ}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values.update(given)
     try:
         return Settings(**values)
     except ValidationError as exc:
+        sources = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else ""
+            if field in given:
+                sources.append(f"`{field}` was passed to load_settings")
+            elif field in values:
+                sources.append(f"`{field}` is set in {file_path}")
+            else:
+                sources.append(f"`{field}` comes from GLASSPANE_{field.upper()}")
         raise ConfigError(
-            f"invalid glasspane setting ({describe_validation(exc)}); "
-            "check the GLASSPANE_* variables and glasspane.toml"
+            f"invalid glasspane setting ({describe_validation(exc)}); {'; '.join(sources)}: "
+            "fix the value there (see the Settings fields for the types)"
         ) from exc

@@ -78,11 +78,7 @@ def _is_by_value(module: Any) -> bool:
 
 def _load_file(path: Path) -> Any:
     resolved = path.expanduser().resolve()
-    if not resolved.is_file():
-        raise DefinitionError(
-            f"pipeline file `{path}` does not exist (looked in {resolved.parent}); "
-            "check the path, relative to the current directory"
-        )
+    _check_readable(path, resolved)
     name = _module_name(resolved)
     existing = sys.modules.get(name)
     if existing is not None and getattr(existing, "__file__", None) == str(resolved):
@@ -112,6 +108,32 @@ def _load_file(path: Path) -> Any:
 
     cloudpickle.register_pickle_by_value(module)
     return module
+
+
+def _check_readable(path: Path, resolved: Path) -> None:
+    """Raise a :class:`DefinitionError` saying why ``path`` is not a readable Python file."""
+    if resolved.is_dir():
+        raise DefinitionError(
+            f"pipeline file `{path}` is a directory, not a Python file; pass the .py file that "
+            f"defines the pipeline, e.g. {path}/pipeline.py:NAME"
+        )
+    if path.expanduser().is_symlink() and not resolved.exists():
+        raise DefinitionError(
+            f"pipeline file `{path}` is a symbolic link to `{os.readlink(path.expanduser())}`, "
+            "which does not exist; fix the link or pass the file itself"
+        )
+    if not resolved.is_file():
+        raise DefinitionError(
+            f"pipeline file `{path}` does not exist (looked in {resolved.parent}); "
+            "check the path, relative to the current directory"
+        )
+    try:
+        with open(resolved, "rb"):
+            pass
+    except OSError as exc:
+        raise DefinitionError(
+            f"cannot read pipeline file `{path}`: {exc.strerror or exc}; check its permissions"
+        ) from None
 
 
 def _module_name(resolved: Path) -> str:
@@ -186,12 +208,23 @@ def _import_with_cwd(name: str) -> Any:
 def _user_traceback(exc: BaseException, path: str | None) -> str:
     """The traceback from the first frame in the user's code, without glasspane's frames."""
     frames = traceback.extract_tb(exc.__traceback__)
-    start = 0
-    for i, frame in enumerate(frames):
-        if "importlib" not in frame.filename and not frame.filename.endswith("loader.py"):
-            start = i
-            break
-    lines = ["Traceback (most recent call last):\n"]
-    lines += traceback.format_list(frames[start:])
+    # A SyntaxError has no frame in the user's file (the compiler raised it inside importlib):
+    # its own text names their file and line, so no glasspane or importlib frame is shown.
+    user = [i for i, frame in enumerate(frames) if not _is_ours(frame.filename)]
+    lines = []
+    if user:
+        lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames[user[0] :])]
     lines += traceback.format_exception_only(type(exc), exc)
     return "".join(lines)
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent) + os.sep
+
+
+def _is_ours(filename: str) -> bool:
+    """Whether a traceback frame is glasspane's or the import machinery's, not the user's."""
+    return (
+        filename.startswith("<frozen")
+        or "importlib" in filename
+        or str(Path(filename).resolve()).startswith(_PACKAGE_DIR)
+    )

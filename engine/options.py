@@ -7,6 +7,7 @@ is added here and nowhere else.
 
 from __future__ import annotations
 
+import difflib
 from datetime import timedelta
 from typing import Any
 
@@ -79,7 +80,16 @@ def make_options(where: str, base: TaskOptions | None = None, **changes: Any) ->
     try:
         return TaskOptions(**values)
     except ValidationError as exc:
+        known = list(TaskOptions.model_fields)
+        hints = []
+        for name in (n for n in changes if n not in known):
+            close = difflib.get_close_matches(name, known, n=1)
+            hints.append(
+                f"`{name}` is not an option" + (f" (did you mean `{close[0]}`?)" if close else "")
+            )
+        accepted = f": {', '.join(known)}" if hints else ""
         raise DefinitionError(
-            f"invalid options for {where}: {describe_validation(exc)}; "
-            "see TaskOptions for the accepted options"
+            f"invalid options for {where}: {describe_validation(exc)}"
+            f"{''.join(f'; {h}' for h in hints)}; see TaskOptions for the accepted options"
+            f"{accepted}"
         ) from None

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["fixtures_postgres", "fixtures_s3"]
+
 
 @pytest.fixture(autouse=True)
 def glasspane_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -11,8 +11,12 @@ Invariants:
   writes once. A blob already present is never replaced while it still loads, because
   digests recorded by earlier runs point at its bytes.
 - Every write is atomic: on a local disk the bytes go to a temporary file in the target
-  directory, then ``os.replace``; on an object store the object is written in one call. A
-  failed write leaves no partial file behind.
+  directory, then ``os.replace``; on an object store (S3, GCS, Azure) the complete object is
+  sent in one PUT, with no temporary object and no rename (s3fs switches to a multipart
+  upload above 100 MB, which S3 likewise shows only once it completes). A failed write
+  leaves no partial file behind. The store never creates buckets: a missing one is an error.
+- Other processes write to the same root, so the store never trusts a cached listing: reads
+  fetch the object itself, and the key index is listed afresh each time.
 - Every path the store touches is built by :meth:`ArtifactStore.resolve`, which keeps it
   inside the root; content hashes and cache keys must be 16-128 lowercase hex characters.
 - Reads are verified against the sha256 digest recorded at write time.
@@ -27,6 +31,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -42,6 +47,8 @@ __all__ = ["ArtifactStore"]
 _HEX = re.compile(r"[0-9a-f]{16,128}")
 _MISSING = (FileNotFoundError, NotADirectoryError)
 _TMP_PREFIX = ".tmp-"
+# fsspec protocols of object stores: no directories, so nothing to create before a write.
+_OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss"})
 _WRITABLE = "check that GLASSPANE_ARTIFACT_ROOT is writable"
 _RECOMPUTE = (
     "it will be recomputed on the next run, or run `glasspane cache clear` to drop the cache "
@@ -106,6 +113,7 @@ class ArtifactStore:
                 "local path or an fsspec URL such as s3://bucket/prefix"
             ) from exc
         self._local = issubclass(fs_class, LocalFileSystem)
+        self._object_store = (protocol or "file") in _OBJECT_STORES
         # A relative local root is pinned to the current directory now, not on each worker.
         self._base = os.path.abspath(os.path.expanduser(path)) if self._local else root.rstrip("/")
 
@@ -113,12 +121,16 @@ class ArtifactStore:
         return f"ArtifactStore({self.root!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"root": self.root, "_local": self._local, "_base": self._base}
+        return {
+            "root": self.root,
+            "_local": self._local,
+            "_object_store": self._object_store,
+            "_base": self._base,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._fs = None
-        self._real_dirs: dict[str, str] = {}
 
     @property
     def fs(self) -> Any:
@@ -158,26 +170,37 @@ class ArtifactStore:
         return full
 
     def _inside_root(self, relative: str, full: str) -> bool:
-        """Resolve symlinks, then check containment.
+        """Whether ``full`` stays under the root once symlinks are followed.
 
-        Directories are resolved once per process (the store writes two files per task, and
-        ``realpath`` of a deep path costs an ``lstat`` per component); the file itself is
-        checked every time.
+        The root itself is resolved once per process; below it, every existing component of
+        ``relative`` is ``lstat``-ed on each call (two or three per path, against one per
+        component of the whole absolute path for ``realpath``), so a directory swapped for
+        a symlink at any time is still caught.
         """
-        cache = self.__dict__.setdefault("_real_dirs", {})
-        real_root = cache.get("")
+        real_root = self.__dict__.get("_real_root")
         if real_root is None:
-            real_root = cache[""] = os.path.realpath(self._base)
-        directory, _, name = relative.rpartition("/")
-        real_dir = cache.get(directory)
-        if real_dir is None:
-            real_dir = os.path.realpath(os.path.join(self._base, *directory.split("/")))
-            if os.path.isdir(real_dir):
-                cache[directory] = real_dir
-        real = os.path.join(real_dir, name)
-        if os.path.islink(real):
-            real = os.path.realpath(real)
-        return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+            real_root = self.__dict__["_real_root"] = os.path.realpath(self._base)
+        path = self._base
+        for part in relative.split("/"):
+            path = os.path.join(path, part)
+            try:
+                if not stat.S_ISLNK(os.lstat(path).st_mode):
+                    continue
+            except OSError:  # missing, or not a directory: nothing below can be a link yet
+                return True
+            real = os.path.realpath(full)
+            return real.startswith(real_root.rstrip(os.sep) + os.sep)
+        return True
+
+    def _relative(self, uri: str) -> str:
+        """The part of a recorded ``uri`` below the root; refuses URIs elsewhere."""
+        prefix = self._base.rstrip("/") + ("/" if not self._local else os.sep)
+        if not uri.startswith(prefix):
+            raise ArtifactError(
+                f"refusing artifact path {uri!r}: it is not under `{self.root}`; artifacts "
+                "are read only from GLASSPANE_ARTIFACT_ROOT (rerun the task to recompute it)"
+            )
+        return uri[len(prefix) :].replace(os.sep, "/") if self._local else uri[len(prefix) :]
 
     def _object_uri(self, content_hash: str, extension: str) -> str:
         h = _check_hex(content_hash, "content hash")
@@ -204,8 +227,8 @@ class ArtifactStore:
             raise
         except Exception as exc:
             raise ArtifactError(
-                f"cannot read artifact {uri}: {_cause(exc)}; check that GLASSPANE_ARTIFACT_ROOT "
-                "is reachable and readable"
+                f"cannot read artifact {uri}: {_cause(exc, uri)}; check that "
+                "GLASSPANE_ARTIFACT_ROOT is reachable and readable"
             ) from exc
 
     def _read_optional(self, uri: str) -> bytes | None:
@@ -218,6 +241,9 @@ class ArtifactStore:
         try:
             if self._local:
                 _write_local(uri, data)
+            elif self._object_store:
+                # FileNotFoundError here means no bucket; makedirs would create one.
+                self.fs.pipe_file(uri, data)
             else:
                 try:
                     self.fs.pipe_file(uri, data)
@@ -226,7 +252,7 @@ class ArtifactStore:
                     self.fs.pipe_file(uri, data)
         except Exception as exc:
             raise ArtifactError(
-                f"cannot write {what} to {uri}: {_cause(exc)}; {_WRITABLE}"
+                f"cannot write {what} to {uri}: {_cause(exc, uri)}; {_WRITABLE}"
             ) from exc
 
     # -- artifacts -------------------------------------------------------------------------
@@ -287,6 +313,7 @@ class ArtifactStore:
                 f"artifact {info.content_hash} was kept in memory only and has no stored copy; "
                 "rerun the task that produced it, or let it persist its output"
             )
+        uri = self.resolve(self._relative(uri))  # a recorded URI is not trusted as given
         try:
             data = self._read(uri)
         except _MISSING as exc:
@@ -305,8 +332,8 @@ class ArtifactStore:
         except Exception as exc:
             raise ArtifactError(
                 f"cannot load artifact {uri} of type `{info.type_name}` with materializer "
-                f"`{name}`: {_cause(exc)}; check that the libraries that wrote it are installed "
-                "in compatible versions, or run `glasspane cache clear` to recompute it"
+                f"`{name}`: {_cause(exc, uri)}; check that the libraries that wrote it are "
+                "installed in compatible versions, or run `glasspane cache clear` to recompute it"
             ) from exc
 
     def verify(self, info: ArtifactInfo) -> bool:
@@ -314,7 +341,7 @@ class ArtifactStore:
         try:
             if info.uri is None:
                 return False
-            data = self._read(info.uri)
+            data = self._read(self.resolve(self._relative(info.uri)))
         except Exception:
             return False
         return info.digest is None or _sha256(data) == info.digest
@@ -384,7 +411,7 @@ class ArtifactStore:
                 continue
             except Exception as exc:
                 raise ArtifactError(
-                    f"cannot delete cache key {uri}: {_cause(exc)}; {_WRITABLE}"
+                    f"cannot delete cache key {uri}: {_cause(exc, uri)}; {_WRITABLE}"
                 ) from exc
             removed += 1
         return removed
@@ -399,22 +426,34 @@ class ArtifactStore:
                     for name in names
                 ]
             else:
+                # Other processes add keys: a listing cached by this process would miss them.
+                self.fs.invalidate_cache(keys)
                 prefix = self.fs._strip_protocol(keys).rstrip("/") + "/"
-                paths = self.fs.find(keys) if self.fs.exists(keys) else []
+                try:
+                    paths = self.fs.find(keys)
+                except FileNotFoundError:
+                    paths = []
                 found = [p[len(prefix) :] for p in paths if p.startswith(prefix)]
         except Exception as exc:
             raise ArtifactError(
-                f"cannot list cache keys under {keys}: {_cause(exc)}; check that "
+                f"cannot list cache keys under {keys}: {_cause(exc, keys)}; check that "
                 "GLASSPANE_ARTIFACT_ROOT is reachable"
             ) from exc
         for relative in sorted(found):
-            name = relative.rsplit("/", 1)[-1]
-            if name.endswith(".json") and not name.startswith(_TMP_PREFIX):
-                yield self.resolve(f"keys/{relative}")
+            # Only names write_key makes (<hh>/<key>.json); temporary files and anything else
+            # put under keys/ by hand (stray uploads, odd object names) are left alone.
+            hh, _, name = relative.partition("/")
+            key = name.removesuffix(".json")
+            if name.endswith(".json") and _HEX.fullmatch(key) and hh == key[:2]:
+                yield self._key_uri(key)
 
 
-def _cause(exc: BaseException) -> str:
+def _cause(exc: BaseException, uri: str) -> str:
+    """The reason for a failed operation on ``uri``; another path the OS blamed is named."""
     if isinstance(exc, OSError) and exc.strerror:
+        culprit = exc.filename
+        if isinstance(culprit, str) and culprit and not uri.endswith(culprit):
+            return f"{exc.strerror} ({culprit})"
         return exc.strerror
     return str(exc) or type(exc).__name__
 

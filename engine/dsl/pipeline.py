@@ -68,8 +68,9 @@ class PipelineDef(Generic[P, R]):
     def describe_params(self) -> str:
         parts = []
         for name, field in self.params_model.model_fields.items():
-            ann = getattr(field.annotation, "__name__", None) or str(field.annotation)
-            ann = ann.replace("typing.", "")
+            annotation = field.annotation
+            ann = getattr(annotation, "__name__", None) if not typing.get_args(annotation) else None
+            ann = (ann or str(annotation)).replace("typing.", "")
             parts.append(
                 f"{name}: {ann}" + ("" if field.is_required() else f" = {field.default!r}")
             )
@@ -172,8 +173,8 @@ class PipelineDef(Generic[P, R]):
 def _params_model(name: str, fn: Callable[..., Any], sig: inspect.Signature) -> type[BaseModel]:
     try:
         hints = typing.get_type_hints(fn)
-    except Exception:
-        hints = {}
+    except Exception:  # e.g. a return annotation imported under TYPE_CHECKING
+        hints = _param_hints(name, fn, sig)
     fields: dict[str, Any] = {}
     for pname, param in sig.parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -207,6 +208,32 @@ def _params_model(name: str, fn: Callable[..., Any], sig: inspect.Signature) -> 
         raise DefinitionError(
             f"pipeline `{name}`: cannot build a parameter model from its signature: {exc}"
         ) from exc
+
+
+def _param_hints(name: str, fn: Callable[..., Any], sig: inspect.Signature) -> dict[str, Any]:
+    """Each parameter's annotation, evaluated one by one; raise naming one that does not resolve.
+
+    Typing an unresolvable parameter `Any` would silently skip its validation (and store a
+    ``SecretStr`` parameter in clear).
+    """
+    namespace = {**vars(typing), **getattr(fn, "__globals__", {})}
+    hints: dict[str, Any] = {}
+    for pname, param in sig.parameters.items():
+        annotation = param.annotation
+        if annotation is inspect.Parameter.empty:
+            continue
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, namespace)  # noqa: S307 - the user's annotation
+            except Exception as exc:
+                raise DefinitionError(
+                    f"pipeline `{name}`: cannot resolve the annotation `{param.annotation}` of "
+                    f"parameter `{pname}` ({type(exc).__name__}: {exc}); import the types used "
+                    "in parameter annotations at module level (not under `if TYPE_CHECKING:` or "
+                    "inside a function), so that parameters can be validated"
+                ) from None
+        hints[pname] = annotation
+    return hints
 
 
 def pipeline(

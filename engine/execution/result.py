@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +88,8 @@ def jsonable(value: Any, depth: int = 0) -> Any:
         return value if math.isfinite(value) else str(value)
     if depth > 20:
         return repr(value)[:200]
+    if _is_secret(value):  # pydantic SecretStr / SecretBytes: never the value in clear
+        return "**********"
     if isinstance(value, dict):
         return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -105,3 +108,10 @@ def jsonable(value: Any, depth: int = 0) -> Any:
 
         summary = preview(value)
         return {"type": f"{type(value).__module__}.{type(value).__qualname__}", "preview": summary}
+
+
+def _is_secret(value: Any) -> bool:
+    """Whether ``value`` is a pydantic secret, without importing pydantic for other values."""
+    types = sys.modules.get("pydantic.types")
+    secret = getattr(types, "_SecretBase", None)
+    return isinstance(secret, type) and isinstance(value, secret)

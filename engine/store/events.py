@@ -212,8 +212,12 @@ class EventWriter:
             for item in [*(event.get("inputs") or ()), *(event.get("outputs") or ())]:
                 infos.setdefault(item["artifact"]["content_hash"], item["artifact"])
         self._select_artifacts(list(infos))
+        # Sorted, so concurrent writers lock new keys in one order (PostgreSQL takes a lock on
+        # each inserted unique key until commit; crossing orders would deadlock).
         missing = [
-            info for content_hash, info in infos.items() if content_hash not in self.artifacts
+            infos[content_hash]
+            for content_hash in sorted(infos)
+            if content_hash not in self.artifacts
         ]
         if missing:
             created = datetime.now(timezone.utc)

@@ -14,6 +14,8 @@ Invariants:
   concurrent processes wait for the lock instead of failing with "database is locked".
 - The schema is brought to the newest migration when the store opens (:func:`.migrate.upgrade`).
 - SQL stays portable across SQLite and PostgreSQL apart from SQLite connection setup.
+- A write transaction that loses a race with another process (a duplicate insert; on
+  PostgreSQL a deadlock or serialization failure) is rolled back and run again from scratch.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..errors import ConfigError
 from ..types import STATES, ArtifactInfo
@@ -36,9 +38,21 @@ from .models import RUN_ID_LENGTH
 
 T = TypeVar("T")
 
-# A write that loses an insert race (another process inserted the same unique key first) is
-# retried from scratch; the next attempt finds the other process's row.
+# A write that loses a race is retried from scratch: an insert race (another process inserted
+# the same unique key first; the next attempt finds its row), or on PostgreSQL a transaction
+# the server aborted to break a deadlock or a serialization conflict (SQLSTATE 40P01, 40001),
+# for which running it again is the documented remedy. SQLite cannot deadlock here: BEGIN
+# IMMEDIATE serialises whole write transactions.
 _WRITE_RETRIES = 3
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def _lost_a_race(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    # psycopg 3 names it `sqlstate`, psycopg2 `pgcode`.
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code in _RETRYABLE_SQLSTATES
 
 
 class MetadataStore:
@@ -85,14 +99,14 @@ class MetadataStore:
             yield conn
 
     def _write(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in one write transaction, retrying when it loses an insert race."""
+        """Run ``work`` in one write transaction, retrying when it loses a race (see above)."""
         attempt = 1
         while True:
             try:
                 with self._engines.write.begin() as conn:
                     return work(conn)
-            except IntegrityError:
-                if attempt == _WRITE_RETRIES:
+            except DBAPIError as exc:
+                if attempt == _WRITE_RETRIES or not _lost_a_race(exc):
                     raise
                 attempt += 1
 

@@ -6,6 +6,7 @@ while a task runs fail the run, and the failed task says what went wrong and how
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -15,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 import glasspane
 from glasspane import (
     ConfigError,
     DefinitionError,
     ExecutorError,
+    NotFound,
     ParameterError,
     Ref,
     RunFailed,
@@ -28,7 +31,7 @@ from glasspane import (
     task,
 )
 from glasspane.cli.params import parse_params
-from glasspane.loader import load_pipeline
+from glasspane.loader import UserCodeError, load_pipeline
 
 calls: list[str] = []
 
@@ -116,6 +119,76 @@ def pair_up(a: int, b: int) -> int:
 @pipeline
 def ref_from_outside():
     return square(Ref("load", None, "load"))
+
+
+@task
+def raises(x: int) -> int:
+    calls.append("raises")
+    raise ValueError(f"x must be even, got {x}")
+
+
+@pipeline
+def task_raises(x: int = 3):
+    return raises(x)
+
+
+@task
+def one() -> int:
+    return 1
+
+
+@pipeline
+def ref_as_bool():
+    if one():
+        return None
+    return None
+
+
+@pipeline
+def ref_iterated():
+    return [square(x) for x in one()]
+
+
+@pipeline
+def ref_arithmetic():
+    return square(one() * 2)
+
+
+@pipeline
+def tagged(tags: list[str] = []):  # noqa: B006 - pipeline defaults are validated copies
+    return square(len(tags))
+
+
+def define_task(**options: Any) -> Action:
+    def action(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+        return task(**options)(pair_up)
+
+    return action
+
+
+def load_file(name: str, text: str | None = None, *, make: str = "file") -> Action:
+    """Load ``NAME:p`` from ``tmp_path``, after writing ``text`` to it (or making a directory
+    or a broken symbolic link)."""
+
+    def action(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+        path = tmp_path / name
+        if make == "dir":
+            path.mkdir()
+        elif make == "broken-link":
+            path.symlink_to(tmp_path / "gone" / "pipeline.py")
+        else:
+            path.write_text(text or "")
+        return load_pipeline(f"{path}:p")
+
+    return action
+
+
+def run_with_toml(text: str) -> Action:
+    def action(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+        (tmp_path / "glasspane.toml").write_text(text)  # the working directory (conftest)
+        return squares(executor="inline")
+
+    return action
 
 
 # -- the cases ---------------------------------------------------------------------------------
@@ -288,7 +361,7 @@ CASES = [
             lambda tmp, mp: load_pipeline(f"{__name__}:no_such_pipeline"),
             DefinitionError,
             rf"`{__name__}` has no attribute `no_such_pipeline`; pipelines defined there: "
-            r"list_for_a_tuple, map_over_a_scalar, .*squares",
+            r".*list_for_a_tuple, map_over_a_scalar, .*squares",
         ),
         id="missing-attribute",
     ),
@@ -381,7 +454,7 @@ CASES = [
             run_with_env("GLASSPANE_DASK_WORKERS", "two"),
             ConfigError,
             r"invalid glasspane setting \(`dask_workers`: Input should be a valid integer.*\); "
-            r"check the GLASSPANE_\* variables",
+            r"`dask_workers` comes from GLASSPANE_DASK_WORKERS: fix the value there",
         ),
         id="invalid-setting",
     ),
@@ -409,6 +482,182 @@ CASES = [
         ),
         id="p-twice",
     ),
+    pytest.param(
+        Case(
+            lambda tmp, mp: ref_as_bool(executor="inline"),
+            DefinitionError,
+            r"^cannot test the truth of the output of task `one` \(node `one`\) inside a "
+            r"pipeline: it is only known when the pipeline runs; do this inside a @task "
+            r"that takes it as an argument$",
+        ),
+        id="ref-as-bool",
+    ),
+    pytest.param(
+        Case(
+            lambda tmp, mp: ref_iterated(executor="inline"),
+            DefinitionError,
+            r"^cannot iterate over the output of task `one` \(node `one`\) inside a "
+            r"pipeline: .*annotate the task's return as `tuple\[A, B\]`; to map over it "
+            r"use `task\.map\(expand\(ref\)\)`",
+        ),
+        id="ref-iterated",
+    ),
+    pytest.param(
+        Case(
+            lambda tmp, mp: ref_arithmetic(executor="inline"),
+            DefinitionError,
+            r"^cannot apply `__mul__` to the output of task `one` \(node `one`\) inside a "
+            r"pipeline: it is only known when the pipeline runs",
+        ),
+        id="ref-arithmetic",
+    ),
+    pytest.param(
+        Case(
+            define_task(retries=-1),
+            DefinitionError,
+            r"^invalid options for task `pair_up`: `retries`: Input should be greater than or "
+            r"equal to 0; see TaskOptions",
+        ),
+        id="task-option-negative-retries",
+    ),
+    pytest.param(
+        Case(
+            define_task(timeout=0),
+            DefinitionError,
+            r"^invalid options for task `pair_up`: `timeout`: Input should be greater than 0",
+        ),
+        id="task-option-zero-timeout",
+    ),
+    pytest.param(
+        Case(
+            define_task(retrys=2),
+            DefinitionError,
+            r"^invalid options for task `pair_up`: `retrys`: Extra inputs are not permitted; "
+            r"`retrys` is not an option \(did you mean `retries`\?\); see TaskOptions for the "
+            r"accepted options: name, retries, retry_delay, ",
+        ),
+        id="task-option-unknown-name",
+    ),
+    pytest.param(
+        Case(
+            lambda tmp, mp: task_raises(executor="threads"),
+            RunFailed,
+            r"run \w+ of pipeline `task_raises` failed: task `raises` failed: ValueError: x must "
+            r"be even, got 3; inspect it with `glasspane runs show \w+` and resume it with "
+            r"`glasspane retry \w+`",
+            failed_task=("raises", r"^ValueError: x must be even, got 3$"),
+        ),
+        id="task-raises",
+    ),
+    pytest.param(
+        Case(
+            lambda tmp, mp: parse_params(["n={bad"], dict(squares.params_model.model_fields), "s"),
+            ParameterError,
+            r"^invalid parameter for pipeline `s`: `n`: Input should be a valid integer, unable "
+            r"to parse string as an integer \(got '\{bad': -p `n=\{bad` is not valid JSON "
+            r"\(Expecting property name .*\), so it was read as a string, but `n` expects "
+            r"int\); write VALUE as JSON, e\.g\. -p n=300",
+        ),
+        id="p-malformed-json-for-int",
+    ),
+    pytest.param(
+        Case(
+            lambda tmp, mp: parse_params(["tags=[a,"], dict(tagged.params_model.model_fields), "t"),
+            ParameterError,
+            r"^invalid parameter for pipeline `t`: `tags`: Input should be a valid list \(got "
+            r"'\[a,': -p `tags=\[a,` is not valid JSON .*, so it was read as a string, but `tags` "
+            r"expects list\[str\]\); write VALUE as JSON",
+        ),
+        id="p-malformed-json-for-list",
+    ),
+    pytest.param(
+        Case(
+            lambda tmp, mp: tagged(tags="a", executor="inline"),
+            ParameterError,
+            r"^invalid parameter for pipeline `tagged`: `tags`: Input should be a valid list "
+            r"\(got 'a'\); it takes: tags: list\[str\] = \[\]$",
+        ),
+        id="wrong-parameter-type-list",
+    ),
+    pytest.param(
+        Case(
+            load_file("broken.py", "def p(:\n    pass\n"),
+            UserCodeError,
+            r"^importing `.*broken\.py` raised SyntaxError: .*\(broken\.py, line 1\); fix the "
+            r"error in your module \(traceback above\)$",
+        ),
+        id="module-syntax-error",
+    ),
+    pytest.param(
+        Case(
+            load_file("imports.py", "import glasspane_no_such_dependency\n"),
+            UserCodeError,
+            r"^importing `.*imports\.py` raised ModuleNotFoundError: No module named "
+            r"'glasspane_no_such_dependency'; fix the error in your module",
+        ),
+        id="module-import-error",
+    ),
+    pytest.param(
+        Case(
+            load_file("names.py", "x = 1\ny = undefined_name\n"),
+            UserCodeError,
+            r"^importing `.*names\.py` raised NameError: name 'undefined_name' is not defined; "
+            r"fix the error in your module",
+        ),
+        id="module-name-error",
+    ),
+    pytest.param(
+        Case(
+            load_file("pipelines.py", make="dir"),
+            DefinitionError,
+            r"^pipeline file `.*pipelines\.py` is a directory, not a Python file; pass the \.py "
+            r"file that defines the pipeline",
+        ),
+        id="pipeline-file-is-a-directory",
+    ),
+    pytest.param(
+        Case(
+            load_file("link.py", make="broken-link"),
+            DefinitionError,
+            r"^pipeline file `.*link\.py` is a symbolic link to `.*gone/pipeline\.py`, which does "
+            r"not exist; fix the link or pass the file itself$",
+        ),
+        id="pipeline-file-broken-symlink",
+    ),
+    pytest.param(
+        Case(
+            run_with_toml("dask_workers = [\n"),
+            ConfigError,
+            r"^cannot read .*glasspane\.toml: .*; fix the TOML syntax$",
+        ),
+        id="toml-syntax-error",
+    ),
+    pytest.param(
+        Case(
+            run_with_toml('heartbeat_interval = "often"\n'),
+            ConfigError,
+            r"^invalid glasspane setting \(`heartbeat_interval`: Input should be a valid "
+            r"number.*\); `heartbeat_interval` is set in .*glasspane\.toml: fix the value there",
+        ),
+        id="toml-wrong-type",
+    ),
+    pytest.param(
+        Case(
+            run_with_env("GLASSPANE_DATABASE_URL", "not a url"),
+            ConfigError,
+            r"^cannot open metadata database `not a url`: Could not parse SQLAlchemy URL.*; set "
+            r"GLASSPANE_DATABASE_URL to a SQLAlchemy URL",
+        ),
+        id="database-url-unparseable",
+    ),
+    pytest.param(
+        Case(
+            lambda tmp, mp: glasspane.get_run("0123abcd"),
+            NotFound,
+            r"^no run `0123abcd`; list runs with `glasspane runs list`$",
+        ),
+        id="get-run-unknown-id",
+    ),
 ]
 
 
@@ -424,6 +673,7 @@ def test_user_error(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         "GLASSPANE_DASK_ADDRESS",
     ):
         monkeypatch.delenv(name, raising=False)
+    (tmp_path / "glasspane.toml").unlink(missing_ok=True)
     runs = glasspane.runs()
     if case.failed_task is None:
         assert runs == [], "an error found before running must write no run"
@@ -463,3 +713,447 @@ def test_errors_are_also_builtin_exceptions() -> None:
         map_over_a_scalar.compile()
     with pytest.raises(ValueError, match="unknown executor"):
         squares(executor="nope")
+
+
+@task(timeout=0.2)
+def sleeps() -> int:
+    time.sleep(5)
+    return 1
+
+
+@pipeline
+def hangs():
+    return sleeps()
+
+
+def test_task_past_its_timeout_fails_the_run() -> None:
+    started = time.monotonic()
+    with pytest.raises(RunFailed, match=r"task `sleeps` timed_out: TaskTimeout") as info:
+        hangs(executor="threads")
+    assert time.monotonic() - started < 4
+    result = info.value.result
+    [row] = glasspane.runs()
+    assert (row["run_id"], row["state"]) == (result.run_id, "failed")
+    [stored] = glasspane.get_run(result.run_id)["tasks"]
+    assert stored["state"] == "timed_out"
+    assert stored["error"] == (
+        "TaskTimeout: task `sleeps` ran past its timeout of 0.2s and was abandoned; raise "
+        "`timeout=` on the task or make it faster"
+    )
+
+
+def test_failed_task_records_the_users_traceback() -> None:
+    result = task_raises.run(executor="inline", raise_on_failure=False)
+    [stored] = glasspane.get_run(result.run_id)["tasks"]
+    assert stored["traceback"].endswith("ValueError: x must be even, got 3\n")
+    line = raises.fn.__code__.co_firstlineno + 3
+    assert f'File "{__file__}", line {line}, in raises' in stored["traceback"]
+
+
+def test_retry_of_a_succeeded_run_writes_nothing() -> None:
+    done = squares(executor="inline")
+    with pytest.raises(
+        glasspane.GlasspaneError,
+        match=rf"^run {done.run_id} succeeded; there is nothing to resume\. Start a new run with "
+        r"`glasspane run` \(cached tasks are reused automatically\)$",
+    ):
+        glasspane.retry(done.run_id)
+    assert [r["run_id"] for r in glasspane.runs()] == [done.run_id]
+
+
+def test_lineage_of_an_unknown_node() -> None:
+    done = squares(executor="inline")
+    with pytest.raises(
+        NotFound,
+        match=rf"^run {done.run_id} has no node `sqaure\[0\]`; its nodes are: square\[0\], "
+        r"square\[1\], square\[2\]$",
+    ):
+        glasspane.lineage(done.run_id, "sqaure[0]")
+
+
+# -- through the real console script -----------------------------------------------------------
+
+FLOW = """
+import time
+
+from pydantic import SecretStr
+
+from glasspane import pipeline, task
+
+
+@task
+def double(n: int, rate: float) -> float:
+    return n * rate
+
+
+@task
+def fail(n: int) -> int:
+    raise RuntimeError(f"simulated failure for n={n}; unset FAIL and retry")
+
+
+@task
+def secret_length(token: SecretStr) -> int:
+    print("token type:", type(token).__name__, token)
+    return len(token.get_secret_value())
+
+
+@pipeline
+def flow(n: int = 1, rate: float = 0.5, tags: list[str] = []):
+    return double(n + len(tags), rate)
+
+
+@pipeline
+def failing(n: int = 1):
+    return fail(n)
+
+
+@pipeline
+def secret(token: SecretStr):
+    return secret_length(token)
+"""
+
+
+@dataclass
+class CliCase:
+    args: list[str]
+    exit_code: int
+    stderr: str
+    env: dict[str, str | Callable[[Path], str]] | None = None
+    files: dict[str, str] | None = None
+
+
+def _not_a_directory(tmp: Path) -> str:
+    (tmp / "plain-file").write_text("")
+    return f"sqlite:///{tmp}/plain-file/glasspane.db"
+
+
+CLI_CASES = [
+    pytest.param(
+        CliCase(
+            ["run", "flow.py:flow", "-p", "n=three"],
+            2,
+            r"^glasspane: error: invalid parameter for pipeline `flow`: `n`: Input should be a "
+            r"valid integer, unable to parse string as an integer \(got 'three': -p `n=three` is "
+            r"not valid JSON \(Expecting value: .*\), so it was read as a string, but `n` "
+            r"expects int\); write VALUE as JSON, e\.g\. -p n=300",
+        ),
+        id="p-wrong-type",
+    ),
+    pytest.param(
+        CliCase(
+            ["run", "flow.py:flow", "-p", "tags=[a, b"],
+            2,
+            r"^glasspane: error: invalid parameter for pipeline `flow`: `tags`: Input should be "
+            r"a valid list \(got '\[a, b': -p `tags=\[a, b` is not valid JSON \(Expecting value: "
+            r"line 1 column 2 \(char 1\)\), so it was read as a string, but `tags` expects "
+            r"list\[str\]\)",
+        ),
+        id="p-malformed-json",
+    ),
+    pytest.param(
+        CliCase(
+            ["run", "flow.py:flow", "-p", "tags=7"],
+            2,
+            r"^glasspane: error: invalid parameter for pipeline `flow`: `tags`: Input should be a "
+            r"valid list \(got 7\); it takes: n: int = 1, rate: float = 0\.5, tags: list\[str\] "
+            r"= \[\]$",
+        ),
+        id="p-valid-json-wrong-type",
+    ),
+    pytest.param(
+        CliCase(
+            ["run", "flow.py:flow", "-p", "rte=0.1"],
+            2,
+            r"^glasspane: error: unknown parameter `rte` for pipeline `flow`; it takes: n: int = "
+            r"1, rate: float = 0\.5, tags: list\[str\] = \[\]$",
+        ),
+        id="p-unknown-name",
+    ),
+    pytest.param(
+        CliCase(
+            ["run", "flow.py:flow", "-p", "n"],
+            2,
+            r"^glasspane: error: -p `n` is not of the form NAME=VALUE; for example -p n=300$",
+        ),
+        id="p-without-equals-cli",
+    ),
+    pytest.param(
+        CliCase(
+            ["run", "flow.py:flow", "-p", "n=1", "-p", "n=2"],
+            2,
+            r"^glasspane: error: parameter `n` of pipeline `flow` given twice$",
+        ),
+        id="p-duplicate-cli",
+    ),
+    pytest.param(
+        CliCase(
+            ["run", "bad_syntax.py:flow"],
+            2,
+            r'^  File ".*bad_syntax\.py", line 3\n    def flow\(:\n.*\nSyntaxError: .*\n'
+            r"glasspane: error: importing `bad_syntax\.py` raised SyntaxError: .*\(bad_syntax\.py, "
+            r"line 3\); fix the error in your module \(traceback above\)$",
+            files={"bad_syntax.py": "import glasspane\n\ndef flow(:\n    pass\n"},
+        ),
+        id="cli-syntax-error",
+    ),
+    pytest.param(
+        CliCase(
+            ["run", "bad_import.py:flow"],
+            2,
+            r'^Traceback \(most recent call last\):\n  File ".*bad_import\.py", line 2, in '
+            r"<module>\n    from glasspane_missing_helper import x\n"
+            r"ModuleNotFoundError: No module named 'glasspane_missing_helper'\n"
+            r"glasspane: error: importing `bad_import\.py` raised ModuleNotFoundError",
+            files={"bad_import.py": "import os\nfrom glasspane_missing_helper import x\n"},
+        ),
+        id="cli-import-error",
+    ),
+    pytest.param(
+        CliCase(
+            ["run", "bad_name.py:flow"],
+            2,
+            r'^Traceback \(most recent call last\):\n  File ".*bad_name\.py", line 1, in '
+            r"<module>\n    SETTINGS = lod_settings\(\)\n.*NameError: name 'lod_settings' is not "
+            r"defined\nglasspane: error: importing `bad_name\.py` raised NameError",
+            files={"bad_name.py": "SETTINGS = lod_settings()\n"},
+        ),
+        id="cli-name-error",
+    ),
+    pytest.param(
+        CliCase(
+            ["run", "pipelines:flow"],
+            2,
+            r"^glasspane: error: cannot import module `pipelines` .*; check the name",
+        ),
+        id="cli-missing-module",
+    ),
+    pytest.param(
+        CliCase(
+            ["run", "flow.py:flwo"],
+            2,
+            r"^glasspane: error: `flow\.py` has no attribute `flwo`; pipelines defined there: "
+            r"failing, flow, secret$",
+        ),
+        id="cli-missing-attribute",
+    ),
+    pytest.param(
+        CliCase(
+            ["run", "flow.py:flow", "--executor", "tcp://localhost"],
+            2,
+            r"^glasspane: error: malformed Dask scheduler address `tcp://localhost`; expected "
+            r"tcp://HOST:PORT",
+        ),
+        id="cli-malformed-scheduler",
+    ),
+    pytest.param(
+        CliCase(
+            ["run", "flow.py:flow", "--executor", "tcp://127.0.0.1:1"],
+            2,
+            r"^glasspane: error: cannot reach the Dask scheduler at tcp://127\.0\.0\.1:1 within "
+            r"\d+s \(\w+\); start it with `dask scheduler`",
+        ),
+        id="cli-unreachable-scheduler",
+    ),
+    pytest.param(
+        CliCase(
+            ["run", "flow.py:flow"],
+            2,
+            r"^glasspane: error: cannot open metadata database `postgresql://u@h:port/db`: .*; "
+            r"set GLASSPANE_DATABASE_URL to a SQLAlchemy URL",
+            env={"GLASSPANE_DATABASE_URL": "postgresql://u@h:port/db"},
+        ),
+        id="cli-database-url-unparseable",
+    ),
+    pytest.param(
+        CliCase(
+            ["run", "flow.py:flow"],
+            2,
+            r"^glasspane: error: cannot open metadata database `sqlite:///.*/plain-file/glasspane"
+            # the store reports makedirs' "File exists" here: see the report on engine/store
+            r"\.db`: .*(Not a directory|File exists: '.*/plain-file')",
+            env={"GLASSPANE_DATABASE_URL": _not_a_directory},
+        ),
+        id="cli-database-under-a-file",
+    ),
+    pytest.param(
+        CliCase(
+            ["run", "flow.py:flow"],
+            2,
+            r"^glasspane: error: artifact root `gopher://x` is not usable: .*; set "
+            r"GLASSPANE_ARTIFACT_ROOT to a local path or an fsspec URL",
+            env={"GLASSPANE_ARTIFACT_ROOT": "gopher://x"},
+        ),
+        id="cli-artifact-root-unknown-protocol",
+    ),
+    pytest.param(
+        CliCase(
+            ["runs", "list"],
+            2,
+            r"^glasspane: error: cannot read .*glasspane\.toml: .*; fix the TOML syntax$",
+            files={"glasspane.toml": "executor = 'threads\n"},
+        ),
+        id="cli-toml-syntax",
+    ),
+    pytest.param(
+        CliCase(
+            ["runs", "show", "feedbeef"],
+            2,
+            r"^glasspane: error: no run `feedbeef`; list runs with `glasspane runs list`$",
+        ),
+        id="cli-runs-show-unknown",
+    ),
+    pytest.param(
+        CliCase(
+            ["lineage", "feedbeef", "train"],
+            2,
+            r"^glasspane: error: no run `feedbeef`",
+        ),
+        id="cli-lineage-unknown-run",
+    ),
+    pytest.param(
+        CliCase(
+            ["retry", "feedbeef"],
+            2,
+            r"^glasspane: error: no run `feedbeef`",
+        ),
+        id="cli-retry-unknown-run",
+    ),
+]
+
+
+def _cli(glasspane_cmd: list[str], env: dict[str, str], cwd: Path, *args: str) -> Any:
+    import subprocess
+
+    return subprocess.run(
+        [*glasspane_cmd, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("case", CLI_CASES)
+def test_cli_user_error(
+    case: CliCase, tmp_path: Path, glasspane_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    (tmp_path / "flow.py").write_text(FLOW)
+    for name, text in (case.files or {}).items():
+        (tmp_path / name).write_text(text)
+    env = dict(cli_env)
+    for name, value in (case.env or {}).items():
+        env[name] = value(tmp_path) if callable(value) else value
+    done = _cli(glasspane_cmd, env, tmp_path, *case.args)
+    assert done.returncode == case.exit_code, done.stderr
+    assert re.search(case.stderr, done.stderr.rstrip("\n"), re.DOTALL), done.stderr
+    # never glasspane's own frames, whatever the user's code did
+    assert "engine/" not in done.stderr and "importlib" not in done.stderr, done.stderr
+    assert done.stdout == ""
+    (tmp_path / "glasspane.toml").unlink(missing_ok=True)
+    assert glasspane.runs() == [], "an error found before running must write no run"
+
+
+def test_cli_failed_task_exits_1_and_says_how_to_resume(
+    tmp_path: Path, glasspane_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    (tmp_path / "flow.py").write_text(FLOW)
+    env = {**cli_env, "COLUMNS": "300"}  # no line wrapping in the message
+    done = _cli(glasspane_cmd, env, tmp_path, "run", "flow.py:failing", "-p", "n=4")
+    assert done.returncode == 1, done.stderr
+    [row] = glasspane.runs()
+    assert row["state"] == "failed"
+    run_id = row["run_id"]
+    assert (
+        "task `fail` failed: RuntimeError: simulated failure for n=4; unset FAIL and retry"
+        in done.stdout
+    )
+    assert f"inspect: glasspane runs show {run_id}\nresume:  glasspane retry {run_id}" in (
+        done.stdout
+    )
+    [stored] = glasspane.get_run(run_id)["tasks"]
+    assert stored["error"] == "RuntimeError: simulated failure for n=4; unset FAIL and retry"
+    assert 'flow.py", line 16, in fail' in stored["traceback"]
+
+
+def test_cli_retry_of_a_succeeded_run_and_lineage_of_an_unknown_node(
+    tmp_path: Path, glasspane_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    (tmp_path / "flow.py").write_text(FLOW)
+    assert (
+        _cli(glasspane_cmd, cli_env, tmp_path, "run", "flow.py:flow", "-e", "inline").returncode
+        == 0
+    )
+    [row] = glasspane.runs()
+    run_id = row["run_id"]
+    done = _cli(glasspane_cmd, cli_env, tmp_path, "retry", run_id)
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"glasspane: error: run {run_id} succeeded; there is nothing to resume. Start a new run "
+        "with `glasspane run` (cached tasks are reused automatically)\n"
+    )
+    done = _cli(glasspane_cmd, cli_env, tmp_path, "lineage", run_id, "dobule")
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"glasspane: error: run {run_id} has no node `dobule`; its nodes are: double\n"
+    )
+    assert [r["run_id"] for r in glasspane.runs()] == [run_id]
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+
+def test_secret_parameters_are_never_stored_or_printed_in_clear(
+    tmp_path: Path, glasspane_cmd: list[str], cli_env: dict[str, str], glasspane_home: Path
+) -> None:
+    secret = "hunter2-s3cr3t-value"
+    (tmp_path / "flow.py").write_text(FLOW)
+    done = _cli(
+        glasspane_cmd, cli_env, tmp_path, "run", "flow.py:secret", "-p", f"token={secret}", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    assert printed["params"] == {"token": "**********"}
+    assert printed["output"] == len(secret)  # the task read the real value
+    run_id = printed["run_id"]
+    assert glasspane.get_run(run_id)["params"] == {"token": "**********"}
+    [stored] = glasspane.get_run(run_id)["tasks"]
+    assert stored["stdout"] == "token type: SecretStr **********\n"
+    shown = _cli(glasspane_cmd, cli_env, tmp_path, "runs", "show", run_id, "--json")
+    assert json.loads(shown.stdout)["params"] == {"token": "**********"}
+    listed = _cli(glasspane_cmd, cli_env, tmp_path, "runs", "list", "--json")
+    table = _cli(glasspane_cmd, cli_env, tmp_path, "runs", "show", run_id)
+    for output in (done, shown, listed, table):
+        assert secret not in output.stdout + output.stderr
+    for path in glasspane_home.rglob("*"):  # the database, artifacts and key index
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+
+
+@task
+def reveal(token: SecretStr) -> bool:
+    return isinstance(token, SecretStr) and token.get_secret_value() == "abc123"
+
+
+@pipeline
+def uses_secret(token: SecretStr):
+    return reveal(token)
+
+
+def test_secret_parameter_through_the_python_api() -> None:
+    result = uses_secret(token="abc123", executor="threads")
+    assert result.output is True
+    assert result.to_dict()["params"] == {"token": "**********"}
+    assert glasspane.get_run(result.run_id)["params"] == {"token": "**********"}
+
+
+def test_unresolvable_parameter_annotation_is_a_definition_error() -> None:
+    # `from __future__ import annotations` (this module) keeps annotations as strings; one that
+    # does not resolve used to make every parameter `Any`, unvalidated (and secrets in clear)
+    from pydantic import SecretBytes
+
+    def body(token: SecretBytes, n: int = 1) -> None:
+        return None
+
+    with pytest.raises(
+        DefinitionError,
+        match=r"^pipeline `body`: cannot resolve the annotation `SecretBytes` of parameter "
+        r"`token` \(NameError: name 'SecretBytes' is not defined\); import the types used in "
+        r"parameter annotations at module level",
+    ):
+        pipeline(body)

@@ -1,7 +1,8 @@
 """Fixtures of the metadata store tests: every test runs against each database in ``db_url``.
 
-Only SQLite for now; PostgreSQL joins as a second param later, so tests keep to the public
-API and portable SQL (anything SQLite-only checks ``is_sqlite``).
+``sqlite`` is a file under ``tmp_path``; ``postgresql`` is a fresh database on the session's
+throwaway server (``tests/fixtures_postgres.py``; skipped without PostgreSQL's binaries). Tests
+keep to the public API and portable SQL (anything SQLite-only checks ``is_sqlite``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from sqlalchemy import Engine, create_engine
 from glasspane.store import MetadataStore
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A URL of a fresh, empty database (its directory does not exist yet for SQLite)."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_db_url"))
     return f"sqlite:///{tmp_path / 'home' / 'glasspane.db'}"
 
 
