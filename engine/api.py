@@ -182,6 +182,7 @@ def retry(
 
     settings = settings or load_settings()
     store = metadata_store(settings)
+    sweep_crashed(store, settings)  # a run whose driver died can be resumed right away
     old = store.get_run(run_id)
     if old["state"] == SUCCEEDED:
         raise GlasspaneError(

@@ -202,8 +202,9 @@ def execute_run(
         params,
         resumed_from,
     )
-    if heartbeat.lost:
-        result.state = store.get_run(run_id)["state"]
+    if heartbeat.lost:  # someone else ended the run (a crash sweep): report, never overwrite
+        stored = store.get_run(run_id)
+        result.state, result.error = stored["state"], stored.get("error")
     else:
         store.set_run_state(
             run_id, result.state, error=result.error, output=jsonable(result.output)

@@ -23,12 +23,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import ConfigError, ExecutorError
+from ...types import CRASHED
 from ..job import Emit, Job, NodeValue, TaskFailed
 from ..worker import execute_job
 from .base import Execution, results_or_errors
 
 _ADDRESS = re.compile(r"^tcp://(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 _EVENT_GRACE = 15.0
+
+# Run in each embedded worker process. Ctrl-C reaches the whole process group: the driver
+# cancels the run and closes the cluster, so a worker must not die of it (nor print a
+# KeyboardInterrupt traceback). A worker whose driver was killed exits by death_timeout.
+_IGNORE_SIGINT = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
 
 _embedded_lock = threading.Lock()
 _embedded: dict[int, Any] = {}
@@ -60,6 +66,7 @@ def embedded_cluster(n_workers: int) -> Any:
                 dashboard_address=None,
                 silence_logs=50,
                 death_timeout=10,
+                preload=[_IGNORE_SIGINT],
             )
             _embedded[n_workers] = cluster
             atexit.register(_close_embedded)
@@ -121,12 +128,15 @@ class DaskExecutor:
         finished: set[str] = set()
         lock = threading.Lock()
 
+        ledger = AttemptLedger()
+
         def handler(event: Any) -> None:
             msg = event[1] if isinstance(event, tuple) else event
             if msg.get("kind") == "task_finished" and msg.get("parent") is None:
                 with lock:
                     finished.add(msg["node"])
-            emit(msg)
+            for out in ledger.renumber(msg):
+                emit(out)
 
         ship_user_code(jobs)
         client.subscribe_topic(topic, handler)
@@ -198,6 +208,56 @@ class DaskExecutor:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+class AttemptLedger:
+    """Numbers attempts across executions of one task on different Dask workers.
+
+    When a worker dies mid-task, Dask runs the task again elsewhere, and the wrapper there
+    starts counting attempts from 1. The driver sees a second ``task_started`` for attempt
+    1 of a node: it closes the lost attempt as ``crashed`` and shifts the new execution's
+    attempt numbers past it, so the record shows every attempt. Pure: events in, events out.
+    (If the dead worker's ``task_started`` never reached the driver, its attempt is unseen.)
+    """
+
+    def __init__(self) -> None:
+        self._base: dict[str, int] = {}  # node -> attempts used by earlier executions
+        self._last: dict[str, int] = {}  # node -> last attempt number emitted
+        self._open: set[str] = set()  # nodes with a started attempt not yet finished
+
+    def renumber(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        kind, node = event.get("kind"), event.get("node")
+        if not isinstance(node, str):
+            return [event]
+        out: list[dict[str, Any]] = []
+        if kind == "task_started":
+            attempt = int(event.get("attempt") or 1)
+            if attempt == 1 and node in self._last:  # Dask runs it again: a worker was lost
+                if node in self._open:
+                    out.append(
+                        {
+                            "kind": "attempt_finished",
+                            "node": node,
+                            "attempt": self._last[node],
+                            "state": CRASHED,
+                            "ts": event.get("ts") or time.time(),
+                            "error": "the Dask worker running this attempt died; Dask ran the "
+                            "task again on another worker",
+                        }
+                    )
+                self._base[node] = self._last[node]
+            event = {**event, "attempt": self._base.get(node, 0) + attempt}
+            self._last[node] = event["attempt"]
+            self._open.add(node)
+        elif kind == "attempt_finished":
+            event = {**event, "attempt": self._base.get(node, 0) + int(event["attempt"])}
+            self._open.discard(node)
+        elif kind == "task_finished":
+            if self._base.get(node) and event.get("attempts"):
+                event = {**event, "attempts": self._base[node] + int(event["attempts"])}
+            self._open.discard(node)
+        out.append(event)
+        return out
 
 
 def _reports(node_id: str, future: Any) -> bool:

@@ -119,9 +119,19 @@ def interrupted():
     return after(interrupt_me())
 
 
+def default_sigint() -> None:
+    """Give a child the default Ctrl-C behaviour even when this test process ignores SIGINT
+    (a shell starts background jobs that way, and children inherit it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_cancels_the_run_and_records_it() -> None:
-    with pytest.raises(KeyboardInterrupt):
-        interrupted.run(executor="threads")
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            interrupted.run(executor="threads")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     [run] = glasspane.runs()
     assert run["state"] == CANCELLED
     tasks = {t["node"]: t["state"] for t in glasspane.get_run(run["run_id"])["tasks"]}
@@ -158,6 +168,7 @@ def test_cli_signal_cancels_the_run_with_exit_130(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     deadline = time.monotonic() + 30
     runs: list[dict[str, object]] = []
