@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from .artifacts import ArtifactStore
 from .config import Settings, load_settings
-from .errors import ConfigError, DefinitionError, GlasspaneError, NotFound, RunFailed
+from .errors import (
+    ConfigError,
+    DefinitionError,
+    GlasspaneError,
+    NotFound,
+    ParameterError,
+    RunFailed,
+)
 from .execution.executors import Executor, make_executor
 from .execution.planner import plan_run
 from .execution.result import RunResult, TaskResult
@@ -172,11 +179,14 @@ def retry(
     raise_on_failure: bool = True,
     settings: Settings | None = None,
     progress: Progress | None = None,
+    secrets: dict[str, Any] | None = None,
 ) -> RunResult:
     """Resume a failed, cancelled or crashed run as a new run linked to it.
 
     Every task that succeeded in the old run is reused from the artifact store (even
     ``cache=False`` ones); failed and not-yet-run tasks execute. The old run keeps its state.
+    Secret parameters (pydantic ``SecretStr``) are never stored, so a run that had them
+    needs them again in ``secrets``.
     """
     from .loader import load_pipeline
 
@@ -207,10 +217,11 @@ def retry(
             f"run {old['run_id']} is of pipeline `{old['pipeline']}`, not `{pipeline.name}`; "
             "pass the pipeline it ran"
         )
+    params = _with_secrets(pipeline, old, dict(old.get("params") or {}), secrets or {})
     reuse = store.task_outputs(old["run_id"])
     return run_pipeline(
         pipeline,
-        dict(old.get("params") or {}),
+        params,
         executor=executor,
         raise_on_failure=raise_on_failure,
         settings=settings,
@@ -219,6 +230,41 @@ def retry(
         resumed_from=old["run_id"],
         reuse=reuse,
     )
+
+
+def _with_secrets(
+    pipeline: PipelineDef[Any, Any],
+    old: dict[str, Any],
+    params: dict[str, Any],
+    secrets: dict[str, Any],
+) -> dict[str, Any]:
+    """The old run's parameters with its secret ones given again (they were never stored)."""
+    from pydantic import SecretBytes, SecretStr
+
+    fields = pipeline.params_model.model_fields
+    unknown = sorted(set(secrets) - set(fields))
+    if unknown:
+        raise ParameterError(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for "
+            f"pipeline `{pipeline.name}`; it takes: {pipeline.describe_params()}"
+        )
+    missing = []
+    for name, field in fields.items():
+        secret = field.annotation in (SecretStr, SecretBytes) or any(
+            arg in (SecretStr, SecretBytes) for arg in getattr(field.annotation, "__args__", ())
+        )
+        if name in secrets:
+            params[name] = secrets[name]
+        elif secret and params.get(name) is not None:
+            missing.append(name)
+    if missing:
+        names = ", ".join(f"`{m}`" for m in missing)
+        raise ParameterError(
+            f"run {old['run_id']} had secret parameter{'s' if len(missing) > 1 else ''} {names}, "
+            "which glasspane never stores; give them again: glasspane.retry(run_id, secrets="
+            f"{{...}}) or `glasspane retry {old['run_id']} -p {missing[0]}=...`"
+        )
+    return params
 
 
 def lineage(

@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     retry = sub.add_parser("retry", help="resume a failed or crashed run")
     retry.add_argument("run_id")
+    retry.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a secret parameter to give again (secrets are never stored)",
+    )
     executor_opts(retry)
 
     lin = sub.add_parser("lineage", help="what fed a node's output, or what consumed it")
@@ -156,12 +164,25 @@ def _run(args: argparse.Namespace) -> int:
 
 def _retry(args: argparse.Namespace) -> int:
     from .. import api
+    from ..errors import ParameterError
 
     old = api.get_run(args.run_id)
+    secrets = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ParameterError(
+                f"-p `{item}` is not of the form NAME=VALUE; for example -p token=..."
+            )
+        secrets[name.strip()] = value
     return _execute(
         args,
         lambda progress: api.retry(
-            old["run_id"], executor=args.executor, raise_on_failure=False, progress=progress
+            old["run_id"],
+            executor=args.executor,
+            raise_on_failure=False,
+            progress=progress,
+            secrets=secrets,
         ),
         old["pipeline"],
     )

@@ -63,7 +63,7 @@ def embedded_cluster(n_workers: int) -> Any:
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address="127.0.0.1:0",  # loopback, a free port: never 0.0.0.0
                 silence_logs=50,
                 death_timeout=10,
                 preload=[_IGNORE_SIGINT],
