@@ -35,16 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--json", action="store_true", help="print one JSON object")
 
+    def param_opt(p: argparse.ArgumentParser, help_: str) -> None:
+        p.add_argument(
+            "-p", "--param", action="append", default=[], metavar="NAME=VALUE", help=help_
+        )
+
     run = sub.add_parser("run", help="run a pipeline")
     run.add_argument("pipeline", help="FILE.py:NAME or package.module:NAME")
-    run.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="pipeline parameter; VALUE is read as JSON where it parses",
-    )
+    param_opt(run, "pipeline parameter; VALUE is read as JSON where it parses")
     executor_opts(run)
 
     runs = sub.add_parser("runs", help="list or show runs")
@@ -60,14 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     retry = sub.add_parser("retry", help="resume a failed or crashed run")
     retry.add_argument("run_id")
-    retry.add_argument(
-        "-p",
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a secret parameter to give again (secrets are never stored)",
-    )
+    param_opt(retry, "a secret parameter to give again (secrets are never stored)")
     executor_opts(retry)
 
     lin = sub.add_parser("lineage", help="what fed a node's output, or what consumed it")
@@ -164,17 +155,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _retry(args: argparse.Namespace) -> int:
     from .. import api
-    from ..errors import ParameterError
+    from .params import split_param
 
     old = api.get_run(args.run_id)
-    secrets = {}
-    for item in args.param:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise ParameterError(
-                f"-p `{item}` is not of the form NAME=VALUE; for example -p token=..."
-            )
-        secrets[name.strip()] = value
+    secrets = dict(split_param(item) for item in args.param)  # kept raw: secrets are strings
     return _execute(
         args,
         lambda progress: api.retry(

@@ -15,14 +15,20 @@ from typing import Any
 from ..errors import ParameterError
 
 
+def split_param(item: str) -> tuple[str, str]:
+    """``"n=300"`` -> ``("n", "300")``; anything without a name and ``=`` is a usage error."""
+    name, sep, raw = item.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise ParameterError(f"-p `{item}` is not of the form NAME=VALUE; for example -p n=300")
+    return name, raw
+
+
 def parse_params(items: list[str], fields: dict[str, Any], pipeline: str) -> dict[str, Any]:
     """Turn ``["n=300", "grid=[1,2]"]`` into ``{"n": 300, "grid": [1, 2]}``."""
     params: dict[str, Any] = {}
     for item in items:
-        name, sep, raw = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise ParameterError(f"-p `{item}` is not of the form NAME=VALUE; for example -p n=300")
+        name, raw = split_param(item)
         if name in params:
             raise ParameterError(f"parameter `{name}` of pipeline `{pipeline}` given twice")
         field = fields.get(name)

@@ -20,6 +20,7 @@ from ..dsl.tracing import Ref
 from ..graph import Graph, Node
 from ..types import SUCCEEDED, ArtifactInfo
 from .job import Job, OutputKey
+from .outcomes import input_record, task_finished
 
 
 @dataclass
@@ -132,32 +133,22 @@ def _cached_event(
     resolved: Mapping[str, list[ArtifactInfo]],
     note: str | None,
 ) -> dict[str, Any]:
-    inputs = []
-    for name, refs in node.refs.items():
-        for ref in refs:
-            info = resolved[ref.node][ref.output or 0]
-            inputs.append({"name": name, "source": ref.node, "artifact": info.to_dict()})
+    inputs = [
+        input_record(name, ref.node, resolved[ref.node][ref.output or 0])
+        for name, refs in node.refs.items()
+        for ref in refs
+    ]
     now = time.time()
-    return {
-        "kind": "task_finished",
-        "node": node.id,
-        "task": node.task.name,
-        "state": SUCCEEDED,
-        "cached": True,
-        "cache_key": key,
-        "attempts": 0,
-        "started": now,
-        "ended": now,
-        "error": None,
-        "traceback": None,
-        "stdout": "",
-        "stderr": "",
-        "log_tail": "",
-        "note": note,
-        "parent": None,
-        "map_index": node.map_index,
-        "inputs": inputs,
-        "outputs": [{"name": str(i), "artifact": info.to_dict()} for i, info in enumerate(infos)],
-        "metrics": [],
-        "params": [],
-    }
+    return task_finished(
+        node.id,
+        node.task.name,
+        SUCCEEDED,
+        cached=True,
+        cache_key=key,
+        started=now,
+        ended=now,
+        inputs=inputs,
+        outputs=infos,
+        note=note,
+        map_index=node.map_index,
+    )

@@ -29,6 +29,7 @@ from ..types import (
     ArtifactInfo,
 )
 from .executors.base import Execution, Executor
+from .outcomes import task_finished
 from .planner import Plan, plan_run
 from .result import RunResult, TaskResult, jsonable
 
@@ -250,29 +251,15 @@ def _settle(graph: Graph, recorder: Recorder, execution: Execution, cancelled: b
             )
             failed.add(node.id)
             recorder.emit(
-                {
-                    "kind": "task_finished",
-                    "node": node.id,
-                    "task": node.task.name,
-                    "state": state,
-                    "cached": False,
-                    "cache_key": None,
-                    "attempts": recorder.attempts.get(node.id, 0),
-                    "started": None,
-                    "ended": now,
-                    "error": error,
-                    "traceback": None,
-                    "stdout": "",
-                    "stderr": "",
-                    "log_tail": "",
-                    "note": None,
-                    "parent": None,
-                    "map_index": node.map_index,
-                    "inputs": [],
-                    "outputs": [],
-                    "metrics": [],
-                    "params": [],
-                }
+                task_finished(
+                    node.id,
+                    node.task.name,
+                    state,
+                    ended=now,
+                    error=error,
+                    attempts=recorder.attempts.get(node.id, 0),
+                    map_index=node.map_index,
+                )
             )
             continue
         recorder.emit(

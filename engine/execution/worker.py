@@ -19,16 +19,16 @@ from typing import Any
 
 from ..artifacts import ArtifactStore
 from ..cache import cache_key, entry_is_fresh, make_entry
-from ..dsl.tracing import Ref, substitute
+from ..dsl.tracing import Ref, find_refs, substitute
 from ..errors import ArtifactError, SerializationError, TaskError, TaskTimeout
 from ..hashing import content_hash
 from ..types import FAILED, SUCCEEDED, TIMED_OUT, ArtifactInfo
-from .context import TaskContext, log_tail, reset_context, set_context
+from .context import TaskContext, reset_context, set_context
 from .job import Emit, Job, NodeValue, Spawn, TaskFailed
+from .outcomes import describe, input_record, task_finished
 
 _stores: dict[str, ArtifactStore] = {}
 _stores_lock = threading.Lock()
-_TEXT_LIMIT = 64 * 1024
 
 
 def artifact_store(root: str) -> ArtifactStore:
@@ -260,8 +260,6 @@ def _resolve(job: Job, deps: Mapping[str, NodeValue], store: ArtifactStore, ref:
 
 
 def _input_records(job: Job, deps: Mapping[str, NodeValue]) -> list[dict[str, Any]]:
-    from ..dsl.tracing import find_refs
-
     records = []
     for name, value in job.args.items():
         for ref in find_refs(value):
@@ -275,7 +273,7 @@ def _input_records(job: Job, deps: Mapping[str, NodeValue]) -> list[dict[str, An
                 )
             else:
                 info = job.stored[(ref.node, ref.output)]
-            records.append({"name": name, "source": ref.node, "artifact": info.to_dict()})
+            records.append(input_record(name, ref.node, info))
     return records
 
 
@@ -396,14 +394,9 @@ def _attempt_done(
             "attempt": attempt,
             "state": state,
             "ts": time.time(),
-            "error": _describe(error) if error else None,
+            "error": describe(error) if error else None,
         }
     )
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _fail(
@@ -419,57 +412,34 @@ def _fail(
     ctx: TaskContext | None = None,
 ) -> NodeValue:
     tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    event = _finished(
-        job,
-        state,
-        cached=False,
-        key=key,
-        attempts=attempts,
-        started=started,
-        inputs=inputs,
-        outputs=[],
-        note=note,
-        ctx=ctx,
+    emit(
+        _finished(
+            job,
+            state,
+            key=key,
+            attempts=attempts,
+            started=started,
+            inputs=inputs,
+            note=note,
+            ctx=ctx,
+            error=describe(error),
+            traceback=tb,
+        )
     )
-    event["error"] = _describe(error)
-    event["traceback"] = tb[-_TEXT_LIMIT:]
-    emit(event)
-    raise TaskFailed(job.node_id, state, _describe(error))
+    raise TaskFailed(job.node_id, state, describe(error))
 
 
 def _finished(
-    job: Job,
-    state: str,
-    *,
-    cached: bool,
-    key: str | None,
-    attempts: int,
-    started: float,
-    inputs: list[dict[str, Any]],
-    outputs: list[ArtifactInfo],
-    note: str | None,
-    ctx: TaskContext | None = None,
+    job: Job, state: str, *, key: str | None, outputs: Any = (), **fields: Any
 ) -> dict[str, Any]:
-    return {
-        "kind": "task_finished",
-        "node": job.node_id,
-        "task": job.task.name,
-        "state": state,
-        "cached": cached,
-        "cache_key": key,
-        "attempts": attempts,
-        "started": started,
-        "ended": time.time(),
-        "error": None,
-        "traceback": None,
-        "stdout": ctx.stdout.getvalue()[-_TEXT_LIMIT:] if ctx else "",
-        "stderr": ctx.stderr.getvalue()[-_TEXT_LIMIT:] if ctx else "",
-        "log_tail": log_tail(ctx) if ctx else "",
-        "note": note,
-        "parent": job.parent,
-        "map_index": job.map_index,
-        "inputs": inputs,
-        "outputs": [{"name": str(i), "artifact": info.to_dict()} for i, info in enumerate(outputs)],
-        "metrics": list(ctx.metrics) if ctx else [],
-        "params": list(ctx.params) if ctx else [],
-    }
+    """This job's ``task_finished`` event."""
+    return task_finished(
+        job.node_id,
+        job.task.name,
+        state,
+        cache_key=key,
+        outputs=outputs,
+        parent=job.parent,
+        map_index=job.map_index,
+        **fields,
+    )

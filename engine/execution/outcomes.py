@@ -1,0 +1,79 @@
+"""The outcome events a run reports, built in one place.
+
+Workers, the driver's planner (cache hits) and the run loop (tasks that never reported)
+all describe a finished task with the same ``task_finished`` dict, which the metadata
+store records (see ``glasspane.store.events`` for what each field becomes). Events are
+plain JSON/msgpack-able dicts so they can travel through ``Worker.log_event``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..types import ArtifactInfo
+
+if TYPE_CHECKING:
+    from .context import TaskContext
+
+#: captured text kept per task (the tail)
+TEXT_LIMIT = 64 * 1024
+
+
+def describe(error: BaseException) -> str:
+    """``Type: message`` (or just the type) for an error."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def task_finished(
+    node: str,
+    task: str,
+    state: str,
+    *,
+    cached: bool = False,
+    cache_key: str | None = None,
+    attempts: int = 0,
+    started: float | None = None,
+    ended: float | None = None,
+    inputs: Sequence[dict[str, Any]] = (),
+    outputs: Sequence[ArtifactInfo] = (),
+    note: str | None = None,
+    error: str | None = None,
+    traceback: str | None = None,
+    parent: str | None = None,
+    map_index: int | None = None,
+    ctx: TaskContext | None = None,
+) -> dict[str, Any]:
+    """The ``task_finished`` event; ``ctx`` adds the captured output, logs and metrics."""
+    from .context import log_tail
+
+    return {
+        "kind": "task_finished",
+        "node": node,
+        "task": task,
+        "state": state,
+        "cached": cached,
+        "cache_key": cache_key,
+        "attempts": attempts,
+        "started": started,
+        "ended": time.time() if ended is None else ended,
+        "error": error,
+        "traceback": traceback[-TEXT_LIMIT:] if traceback else None,
+        "stdout": ctx.stdout.getvalue()[-TEXT_LIMIT:] if ctx else "",
+        "stderr": ctx.stderr.getvalue()[-TEXT_LIMIT:] if ctx else "",
+        "log_tail": log_tail(ctx) if ctx else "",
+        "note": note,
+        "parent": parent,
+        "map_index": map_index,
+        "inputs": list(inputs),
+        "outputs": [{"name": str(i), "artifact": info.to_dict()} for i, info in enumerate(outputs)],
+        "metrics": list(ctx.metrics) if ctx else [],
+        "params": list(ctx.params) if ctx else [],
+    }
+
+
+def input_record(name: str, source: str, info: ArtifactInfo) -> dict[str, Any]:
+    """One consumed input: the parameter, the node of this run that produced it, the artifact."""
+    return {"name": name, "source": source, "artifact": info.to_dict()}
