@@ -19,11 +19,13 @@ import re
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import ConfigError, ExecutorError
 from ...types import CRASHED
+from ..fusion import Unit, fuse_chains, gather_tree
 from ..job import Emit, Job, NodeValue, TaskFailed
 from ..worker import execute_job
 from .base import Execution, results_or_errors
@@ -132,17 +134,20 @@ class DaskExecutor:
 
         def handler(event: Any) -> None:
             msg = event[1] if isinstance(event, tuple) else event
-            if msg.get("kind") == "task_finished" and msg.get("parent") is None:
-                with lock:
-                    finished.add(msg["node"])
-            for out in ledger.renumber(msg):
-                emit(out)
+            for one in msg["events"] if msg.get("kind") == "batch" else [msg]:
+                if one.get("kind") == "task_finished" and one.get("parent") is None:
+                    with lock:
+                        finished.add(one["node"])
+                for out in ledger.renumber(one):
+                    emit(out)
 
         ship_user_code(jobs)
+        units = fuse_chains(jobs, want)
+        dsk, keys, resources = _task_graph(units, topic, run_id)
         client.subscribe_topic(topic, handler)
-        futures: dict[str, Any] = {}
+        futures: list[Any] = []
         all_done = threading.Event()
-        remaining = [len(jobs)]
+        remaining = [len(units)]
 
         def done(_future: Any) -> None:
             with lock:
@@ -151,39 +156,33 @@ class DaskExecutor:
                     all_done.set()
 
         try:
-            for job in jobs:
-                resources = dict(job.task.options.resources) or None
-                future = client.submit(
-                    _dask_entry,
-                    job,
-                    topic,
-                    *[futures[d] for d in job.deps],
-                    key=job.dask_key,
-                    pure=False,
-                    resources=resources,
-                )
-                futures[job.node_id] = future
+            # the whole run is one graph: one message to the scheduler, not one per task
+            from dask._expr import LLGExpr
+
+            # keys are unique per run: a token spares Dask tokenizing (pickling) every job
+            graph = LLGExpr(dsk, _determ_token=f"{topic}-{uuid.uuid4().hex}")
+            futures = client.get(graph, keys, sync=False, resources=resources)
+            for future in futures:
                 future.add_done_callback(done)
             # one callback per future instead of polling every pending future
             while not all_done.wait(0.25):
                 if cancel.is_set():
-                    client.cancel(list(futures.values()), force=True)
+                    client.cancel(futures, force=True)
                     result.cancelled = True
                     return result
-            self._collect(client, futures, want, result)
-            expect = {n for n, f in futures.items() if _reports(n, f)}
+            expect = self._collect(client, units, futures, want, result)
             # events travel beside the results: wait until each finished task has reported
             deadline = time.monotonic() + _EVENT_GRACE
             while time.monotonic() < deadline:
                 with lock:
                     if expect <= finished:
                         break
-                time.sleep(0.01)
+                time.sleep(0.005)
             return result
         except BaseException:  # Ctrl-C, SIGTERM, a lost scheduler: leave nothing running
             if futures:
                 with contextlib.suppress(Exception):
-                    client.cancel(list(futures.values()), force=True)
+                    client.cancel(futures, force=True)
             raise
         finally:
             with contextlib.suppress(Exception):
@@ -191,18 +190,39 @@ class DaskExecutor:
 
     @staticmethod
     def _collect(
-        client: Any, futures: Mapping[str, Any], want: set[str], result: Execution
-    ) -> None:
-        """Gather the wanted values; keep errors that no task event will explain."""
-        wanted = {n: f for n, f in futures.items() if n in want and f.status == "finished"}
+        client: Any,
+        units: Sequence[Unit],
+        futures: Sequence[Any],
+        want: set[str],
+        result: Execution,
+    ) -> set[str]:
+        """Gather the wanted values and keep errors that no task event will explain.
+
+        Returns the nodes whose ``task_finished`` event must arrive.
+        """
+        wanted = [
+            (u.tail.node_id, f)
+            for u, f in zip(units, futures)
+            if u.tail.node_id in want and f.status == "finished"
+        ]
         if wanted:
-            for node_id, value in zip(wanted, client.gather(list(wanted.values()))):
+            values = client.gather([f for _, f in wanted])
+            for (node_id, _), value in zip(wanted, values):
                 result.values[node_id] = value
-        for node_id, future in futures.items():
-            if future.status == "error":
+        expect: set[str] = set()
+        for unit, future in zip(units, futures):
+            nodes = unit.node_ids
+            if future.status == "finished":
+                expect.update(nodes)
+            elif future.status == "error":
                 exc = future.exception()
-                if not isinstance(exc, TaskFailed):  # e.g. KilledWorker: no event was sent
-                    result.errors[node_id] = exc
+                if isinstance(exc, TaskFailed) and exc.node_id in nodes:
+                    # the jobs before the failed one, and the failed one, have reported
+                    expect.update(nodes[: nodes.index(exc.node_id) + 1])
+                elif not isinstance(exc, TaskFailed):  # e.g. KilledWorker: no event was sent
+                    for node_id in nodes:
+                        result.errors[node_id] = exc
+        return expect
 
     def close(self) -> None:
         if self._client is not None:
@@ -260,16 +280,6 @@ class AttemptLedger:
         return out
 
 
-def _reports(node_id: str, future: Any) -> bool:
-    """Whether the wrapper ran for this node and so sent a task_finished event."""
-    if future.status == "finished":
-        return True
-    if future.status == "error":
-        exc = future.exception()
-        return isinstance(exc, TaskFailed) and exc.node_id == node_id
-    return False
-
-
 def ship_user_code(jobs: Sequence[Job]) -> None:
     """Pickle the user's own modules by value, so workers need not be able to import them.
 
@@ -294,14 +304,69 @@ def ship_user_code(jobs: Sequence[Job]) -> None:
 _shipped: set[str] = set()
 
 
-def _dask_entry(job: Job, topic: str, *dep_values: NodeValue) -> NodeValue:
-    """Runs on a Dask worker: the shared wrapper, reporting through the worker's events."""
+def _task_graph(
+    units: Sequence[Unit], topic: str, run_id: str
+) -> tuple[dict[Any, Any], list[Any], Any]:
+    """The run as one Dask graph: a task per unit (keyed by its last job), gather trees in
+    front of wide fan-ins; the keys of the units, in order; per-key resources or ``None``."""
+    from dask._task_spec import Task, TaskRef
+
+    dsk: dict[Any, Any] = {}
+    keys: list[Any] = []
+    key_of: dict[str, Any] = {}
+    resources: dict[Any, dict[str, float]] = {}
+    gather_name = f"glasspane-gather-{run_id}"
+    n_gathers = 0
+    for unit in units:
+        parts: list[Any] = [TaskRef(key_of[dep]) for dep in unit.head.deps]
+        for level in gather_tree(len(parts)):
+            gathered = []
+            for start, stop in level:
+                gkey = (gather_name, n_gathers)
+                n_gathers += 1
+                dsk[gkey] = Task(gkey, _gather, *parts[start:stop])
+                gathered.append(TaskRef(gkey))
+            parts = gathered
+        key = unit.tail.dask_key
+        dsk[key] = Task(key, _run_unit, unit.jobs, topic, *parts)
+        keys.append(key)
+        for job in unit.jobs:
+            key_of[job.node_id] = key
+        if unit.head.task.options.resources:
+            resources[key] = dict(unit.head.task.options.resources)
+    # annotations are evaluated per key on the scheduler: no glasspane import needed there
+    by_key = (lambda key, _r=resources: _r.get(key, {})) if resources else None
+    return dsk, keys, by_key
+
+
+def _gather(*parts: Any) -> list[Any]:
+    """Runs on a Dask worker: one node of a gather tree."""
+    return list(parts)
+
+
+def _flatten(parts: Sequence[Any]) -> list[NodeValue]:
+    out: list[NodeValue] = []
+    for part in parts:
+        if isinstance(part, list):
+            out.extend(_flatten(part))
+        else:
+            out.append(part)
+    return out
+
+
+def _run_unit(jobs: list[Job], topic: str, *parts: Any) -> NodeValue:
+    """Runs on a Dask worker: the jobs of one unit in order, each through the shared wrapper.
+
+    A failed job raises :class:`TaskFailed` (after reporting), which ends the unit; the
+    jobs after it never start, and the driver records them as upstream failed.
+    """
     from distributed import get_worker
 
     worker = get_worker()
+    outbox = _outbox(worker)
 
     def emit(event: dict[str, Any]) -> None:
-        worker.log_event(topic, event)
+        outbox.put(topic, event)
 
     def spawn(children: list[Job], deps: Mapping[str, NodeValue]) -> list[Any]:
         from distributed import worker_client
@@ -313,11 +378,66 @@ def _dask_entry(job: Job, topic: str, *dep_values: NodeValue) -> NodeValue:
             ]
             return results_or_errors(futures)
 
-    return execute_job(job, dict(zip(job.deps, dep_values)), emit, spawn)
+    deps = dict(zip(jobs[0].deps, _flatten(parts)))
+    value: NodeValue | None = None
+    for job in jobs:
+        value = execute_job(job, deps, emit, spawn if job.expand_arg is not None else None)
+        deps = {job.node_id: value}
+    assert value is not None
+    return value
 
 
 def _dask_child(job: Job, topic: str, deps: dict[str, NodeValue]) -> NodeValue:
     from distributed import get_worker
 
-    worker = get_worker()
-    return execute_job(job, deps, lambda event: worker.log_event(topic, event))
+    outbox = _outbox(get_worker())
+    return execute_job(job, deps, lambda event: outbox.put(topic, event))
+
+
+#: seconds a worker lets events accumulate after sending a batch
+_EVENT_BATCH = 0.005
+
+
+class _Outbox:
+    """A worker's events, sent to the scheduler in batches by one thread.
+
+    An event that finds the sender idle goes at once (a task's start is seen as it
+    happens); events arriving while a batch is in flight wait at most ``_EVENT_BATCH``
+    and travel together, one message for many tasks.
+    """
+
+    def __init__(self, worker: Any) -> None:
+        self._worker = worker
+        self._cond = threading.Condition()
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        threading.Thread(target=self._loop, name="glasspane-events", daemon=True).start()
+
+    def put(self, topic: str, event: dict[str, Any]) -> None:
+        with self._cond:
+            self._pending.setdefault(topic, []).append(event)
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._cond.wait()
+                pending, self._pending = self._pending, {}
+            for topic, events in pending.items():
+                try:
+                    self._worker.log_event(topic, {"kind": "batch", "events": events})
+                except Exception:  # noqa: BLE001 - a closing worker; the driver times out
+                    pass
+            time.sleep(_EVENT_BATCH)
+
+
+_outboxes: dict[str, _Outbox] = {}
+_outboxes_lock = threading.Lock()
+
+
+def _outbox(worker: Any) -> _Outbox:
+    with _outboxes_lock:
+        box = _outboxes.get(worker.address)
+        if box is None:
+            box = _outboxes[worker.address] = _Outbox(worker)
+        return box

@@ -1,0 +1,95 @@
+"""Grouping a run's jobs into executor tasks: linear chains fused, wide fan-ins gathered.
+
+On a distributed scheduler every task costs a round trip (the scheduler batches its sends
+to workers every few milliseconds), so a chain of small tasks is dominated by waiting.
+A *unit* is a run of jobs that can only execute one after another: each job's single
+dependency is the previous job, which nothing else needs. Running a unit as one executor
+task changes no result and loses no parallelism; every job in it is still cached,
+retried, recorded and shown on its own by :func:`~glasspane.execution.worker.execute_job`.
+
+A job gathering many upstream values in one task makes a single worker fetch them all; a
+*gather tree* of small tasks in front of it collects them in parallel, ``fan_in`` at a time.
+Pure functions of the job list: no executor or Dask import here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .job import Job
+
+#: most values one task gathers before a tree of gather tasks is put in front of it
+FAN_IN = 32
+
+
+@dataclass
+class Unit:
+    """Jobs that run one after another in one executor task; ``jobs[0]`` takes ``deps``."""
+
+    jobs: list[Job]
+
+    @property
+    def head(self) -> Job:
+        return self.jobs[0]
+
+    @property
+    def tail(self) -> Job:
+        return self.jobs[-1]
+
+    @property
+    def node_ids(self) -> list[str]:
+        return [job.node_id for job in self.jobs]
+
+
+def fuse_chains(jobs: Sequence[Job], keep: set[str]) -> list[Unit]:
+    """Group ``jobs`` (in topological order) into units, in topological order.
+
+    A job joins the unit of its dependency when that dependency is its only one, ends its
+    unit, has no other dependent and is not in ``keep`` (values the driver collects end a
+    unit, so they are an executor result). Expanders (``.map(expand(...))``, which start
+    child jobs) and jobs asking for different resources stay on their own.
+    """
+    dependents: dict[str, int] = {}
+    for job in jobs:
+        for dep in job.deps:
+            dependents[dep] = dependents.get(dep, 0) + 1
+    units: list[Unit] = []
+    unit_of: dict[str, Unit] = {}
+    for job in jobs:
+        unit = None
+        if len(job.deps) == 1 and job.expand_arg is None:
+            dep = job.deps[0]
+            candidate = unit_of.get(dep)
+            if (
+                candidate is not None
+                and candidate.tail.node_id == dep
+                and dependents.get(dep) == 1
+                and dep not in keep
+                and candidate.tail.expand_arg is None
+                and dict(candidate.tail.task.options.resources) == dict(job.task.options.resources)
+            ):
+                unit = candidate
+        if unit is None:
+            unit = Unit([job])
+            units.append(unit)
+        else:
+            unit.jobs.append(job)
+        unit_of[job.node_id] = unit
+    return units
+
+
+def gather_tree(n: int, fan_in: int = FAN_IN) -> list[list[tuple[int, int]]]:
+    """Levels of a gather tree over ``n`` inputs, each gather taking at most ``fan_in``.
+
+    Level 0 groups the inputs, level ``k`` groups the gathers of level ``k - 1``; each group
+    is ``(start, stop)`` over the previous level, in order, so flattening the last level's
+    outputs gives the inputs in their original order. Empty when ``n <= fan_in``.
+    """
+    levels: list[list[tuple[int, int]]] = []
+    width = n
+    while width > fan_in:
+        groups = [(i, min(i + fan_in, width)) for i in range(0, width, fan_in)]
+        levels.append(groups)
+        width = len(groups)
+    return levels

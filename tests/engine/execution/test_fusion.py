@@ -1,0 +1,240 @@
+"""Chains fused into one executor task and wide fan-ins gathered through a tree.
+
+The grouping itself is pure (``glasspane.execution.fusion``); the runs check on every
+executor that a fused chain or a gathered fan-in gives the same outputs and the same
+per-node record (task runs, attempts, lineage, cache) as unfused execution would.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import glasspane
+from glasspane import context, pipeline, task
+from glasspane.execution.fusion import FAN_IN, fuse_chains, gather_tree
+from glasspane.execution.planner import plan_run
+from glasspane.execution.worker import artifact_store
+from glasspane.types import FAILED, SUCCEEDED, UPSTREAM_FAILED
+
+EXECUTORS = ["inline", "threads", pytest.param("dask", marks=pytest.mark.dask)]
+
+
+@pytest.fixture(params=EXECUTORS)
+def executor(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@task
+def start(seed: str) -> str:
+    return seed
+
+
+@task
+def step(prev: str, i: int) -> str:
+    return f"{prev}>{i}"
+
+
+@task
+def count(values: list[str]) -> int:
+    return len(values)
+
+
+@pipeline
+def chain(seed: str, n: int = 5):
+    x = start(seed)
+    for i in range(1, n):
+        x = step(x, i)
+    return x
+
+
+@pipeline
+def diamond(seed: str):
+    a = start(seed)
+    b, c = step(a, 1), step(a, 2)  # `a` feeds two tasks: it ends its unit
+    return step(step(b, 3), 4), c
+
+
+@pipeline
+def chain_with_middle_output(seed: str):
+    x = step(start(seed), 1)
+    y = step(step(x, 2), 3)
+    return {"middle": x, "last": y}
+
+
+@task
+def leaf(seed: str, i: int) -> str:
+    return f"{seed}-{i}"
+
+
+@task
+def collect(values: list[str]) -> list[str]:
+    return values
+
+
+@pipeline
+def wide_fan_in(seed: str, n: int = 3 * FAN_IN + 5):
+    return collect(leaf.map(start(seed), i=list(range(n))))
+
+
+def units_of(pipe, **params) -> list[list[str]]:
+    graph = pipe.compile(**params)
+    store = artifact_store(str(Path(os.environ["GLASSPANE_HOME"]) / "artifacts"))
+    plan = plan_run(graph, "r", store)
+    want = {ref.node for ref in graph.output_refs()}
+    return [unit.node_ids for unit in fuse_chains(plan.jobs, want)]
+
+
+def test_a_chain_is_one_unit() -> None:
+    assert units_of(chain, seed="s", n=4) == [["start", "step", "step_2", "step_3"]]
+
+
+def test_a_task_feeding_two_tasks_or_an_output_ends_its_unit() -> None:
+    assert units_of(diamond, seed="s") == [
+        ["start"],
+        ["step", "step_3", "step_4"],
+        ["step_2"],
+    ]
+    assert units_of(chain_with_middle_output, seed="s") == [
+        ["start", "step"],
+        ["step_2", "step_3"],
+    ]
+
+
+def test_fan_out_and_fan_in_are_not_fused() -> None:
+    units = units_of(wide_fan_in, seed="s", n=4)
+    assert units == [["start"], ["leaf[0]"], ["leaf[1]"], ["leaf[2]"], ["leaf[3]"], ["collect"]]
+
+
+def test_gather_tree_groups_inputs_in_order() -> None:
+    assert gather_tree(FAN_IN) == []
+    levels = gather_tree(1000, fan_in=32)
+    assert [len(level) for level in levels] == [32]
+    assert levels[0][0] == (0, 32) and levels[0][-1] == (992, 1000)
+    levels = gather_tree(100_000, fan_in=32)
+    assert [len(level) for level in levels] == [3125, 98, 4]
+    flat = [i for start, stop in levels[0] for i in range(start, stop)]
+    assert flat == list(range(100_000))
+
+
+def test_a_fused_chain_records_every_node(executor: str) -> None:
+    result = chain.run(seed="a", n=6, executor=executor)
+    assert result.output == "a>1>2>3>4>5"
+    nodes = ["start", "step", "step_2", "step_3", "step_4", "step_5"]
+    assert [t.node for t in result.tasks] == nodes
+    assert all(t.state == SUCCEEDED and t.attempts == 1 and not t.cached for t in result.tasks)
+    run = glasspane.get_run(result.run_id)
+    by_node = {t["node"]: t for t in run["tasks"]}
+    assert all(t["started_at"] and t["ended_at"] for t in run["tasks"])
+    # each step's input is the previous node's output: lineage runs node by node
+    for prev, node in [("start", "step"), ("step", "step_2"), ("step_4", "step_5")]:
+        assert (
+            by_node[node]["inputs"][0]["content_hash"]
+            == (by_node[prev]["outputs"][0]["content_hash"])
+        )
+    up = glasspane.lineage(result.run_id, "step_5", direction="upstream")
+    assert {t["node"] for t in up["task_runs"]} == set(nodes)
+    again = chain.run(seed="a", n=6, executor=executor)
+    assert all(t.cached for t in again.tasks) and again.output == result.output
+
+
+def test_a_wanted_value_in_the_middle_of_a_chain(executor: str) -> None:
+    result = chain_with_middle_output.run(seed="m", executor=executor)
+    assert result.output == {"middle": "m>1", "last": "m>1>2>3"}
+
+
+@task(retries=1, retry_delay=0.01)
+def flaky_step(prev: str, calls: str) -> str:
+    path = Path(calls) / "flaky"
+    tries = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(tries + 1))
+    if tries == 0:
+        raise ConnectionError("first attempt fails")
+    return f"{prev}>flaky@{context().attempt}"
+
+
+@task
+def broken_step(prev: str, calls: str) -> str:
+    raise ValueError(f"cannot step from {prev}")
+
+
+@pipeline
+def chain_with_a_retry(seed: str, calls: str):
+    return step(flaky_step(step(start(seed), 1), calls), 2)
+
+
+@pipeline
+def chain_with_a_failure(seed: str, calls: str):
+    return step(step(broken_step(step(start(seed), 1), calls), 2), 3)
+
+
+def test_a_retry_inside_a_fused_chain(executor: str, tmp_path: Path) -> None:
+    result = chain_with_a_retry.run(seed="r", calls=str(tmp_path), executor=executor)
+    assert result.output == "r>1>flaky@2>2"
+    assert result.task("flaky_step").attempts == 2
+    with sqlite3.connect(Path(os.environ["GLASSPANE_HOME"]) / "glasspane.db") as db:
+        attempts = db.execute(
+            "SELECT a.attempt, a.state FROM attempts a JOIN task_runs t ON t.id = a.task_run_id "
+            "WHERE t.run_id = ? AND t.node_id = 'flaky_step' ORDER BY a.attempt",
+            (result.run_id,),
+        ).fetchall()
+    assert attempts == [(1, FAILED), (2, SUCCEEDED)]
+
+
+def test_a_failure_inside_a_fused_chain_stops_the_rest(executor: str, tmp_path: Path) -> None:
+    result = chain_with_a_failure.run(
+        seed="f", calls=str(tmp_path), executor=executor, raise_on_failure=False
+    )
+    states = {t.node: t.state for t in result.tasks}
+    assert states == {
+        "start": SUCCEEDED,
+        "step": SUCCEEDED,
+        "broken_step": FAILED,
+        "step_2": UPSTREAM_FAILED,
+        "step_3": UPSTREAM_FAILED,
+    }
+    assert "ValueError: cannot step from f>1" in (result.task("broken_step").error or "")
+    # what ran before the failure is cached: a rerun starts at the broken task
+    again = chain_with_a_failure.run(
+        seed="f", calls=str(tmp_path), executor=executor, raise_on_failure=False
+    )
+    assert again.task("step").cached and again.task("start").cached
+    assert again.task("broken_step").state == FAILED
+
+
+def test_a_wide_fan_in_keeps_every_input_in_order(executor: str) -> None:
+    n = 3 * FAN_IN + 5  # more inputs than one gather takes: a two-level tree on dask
+    result = wide_fan_in.run(seed="w", n=n, executor=executor)
+    assert result.output == [f"w-{i}" for i in range(n)]
+    stored = {t["node"]: t for t in glasspane.get_run(result.run_id)["tasks"]}
+    assert [i["content_hash"] for i in stored["collect"]["inputs"]] == [
+        stored[f"leaf[{i}]"]["outputs"][0]["content_hash"] for i in range(n)
+    ]
+    up = glasspane.lineage(result.run_id, "collect", direction="upstream")
+    assert {t["node"] for t in up["task_runs"]} >= {f"leaf[{i}]" for i in range(n)}
+
+
+@task
+def dask_key_step(keys: list[str], i: int) -> list[str]:
+    from distributed import get_worker
+
+    return [*keys, str(get_worker().get_current_task())]
+
+
+@pipeline
+def keyed_chain(n: int = 4):
+    keys = dask_key_step([], 0)
+    for i in range(1, n):
+        keys = dask_key_step(keys, i)
+    return keys
+
+
+@pytest.mark.dask
+def test_on_dask_a_chain_runs_as_one_dask_task() -> None:
+    result = keyed_chain.run(executor="dask")
+    keys = result.output
+    assert len(keys) == 4 and len(set(keys)) == 1  # every step ran inside the same Dask task
+    assert keys[0].endswith(f"-{result.run_id}")
