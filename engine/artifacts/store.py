@@ -475,11 +475,17 @@ def _holds(materializer: Any, data: bytes, content_hash: str) -> bool:
 def _write_local(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory."""
     directory, name = os.path.split(path)
-    os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}-{name}")
+    # O_EXCL: never write through a file (or symlink) someone placed at the temp name.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     try:
-        # O_EXCL: never write through a file (or symlink) someone placed at the temp name.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        fd = os.open(tmp, flags, 0o666)
+    except (FileNotFoundError, NotADirectoryError):
+        # the shard directory's first file: one mkdir, not one per write (and makedirs names
+        # a file standing where the directory should be)
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(tmp, flags, 0o666)
+    try:
         with os.fdopen(fd, "wb") as fh:
             # No fsync: the rename makes the write atomic for every reader, and a blob torn
             # by a power loss fails its digest on read and is recomputed. fsync would cost
