@@ -93,3 +93,89 @@ def gather_tree(n: int, fan_in: int = FAN_IN) -> list[list[tuple[int, int]]]:
         levels.append(groups)
         width = len(groups)
     return levels
+
+
+#: a unit estimated to run for less than this may share a Dask task with its siblings
+SHORT_UNIT = 0.02
+#: seconds of work a batch of sibling units aims at
+BATCH_TARGET = 0.1
+
+
+class Durations:
+    """Per-process running estimates of how long each task takes, by task identity.
+
+    Fed from the task_finished events of earlier runs in this process; a task never seen
+    has no estimate, so its jobs are never batched (a first run schedules every task on
+    its own, as if it might be long).
+    """
+
+    def __init__(self, cap: int = 4096) -> None:
+        self._mean: dict[str, float] = {}
+        self._cap = cap
+
+    def observe(self, identity: str, seconds: float) -> None:
+        old = self._mean.get(identity)
+        if old is None and len(self._mean) >= self._cap:
+            self._mean.pop(next(iter(self._mean)))
+        self._mean[identity] = seconds if old is None else 0.7 * old + 0.3 * seconds
+
+    def estimate(self, identity: str) -> float | None:
+        return self._mean.get(identity)
+
+
+DURATIONS = Durations()
+
+
+def batch_siblings(
+    units: Sequence[Unit], keep: set[str], slots: int, durations: Durations = DURATIONS
+) -> list[list[Unit]]:
+    """Group short sibling units (same inputs, e.g. the elements of a map) into batches.
+
+    A batch runs as one executor task, its units one after another, each still cached,
+    retried and recorded on its own, and a failed unit does not stop its siblings. Only
+    units whose every task is known to be short (``SHORT_UNIT``) are batched, into batches
+    of about ``BATCH_TARGET`` seconds, and never fewer than ``2 * slots`` batches per group
+    (``slots``: worker threads), so a slow element cannot leave the cluster idle. Units
+    holding a value in ``keep`` or asking for resources stay on their own. Batches come
+    in topological order (a group sits where its first unit was).
+    """
+    out: list[list[Unit]] = []
+    groups: dict[tuple[str, ...], list[Unit]] = {}
+    estimates: dict[tuple[str, ...], float] = {}
+    for unit in units:
+        estimate = _short(unit, keep, durations)
+        if estimate is None:
+            out.append([unit])
+            continue
+        deps = unit.head.deps
+        group = groups.get(deps)
+        if group is None:
+            group = groups[deps] = []
+            out.append(group)
+        group.append(unit)
+        estimates[deps] = max(estimates.get(deps, 0.0), estimate)
+    batches: list[list[Unit]] = []
+    for group in out:
+        if len(group) == 1:
+            batches.append(group)
+            continue
+        est = max(estimates[group[0].head.deps], 1e-4)
+        widest = max(1, -(-len(group) // (2 * max(slots, 1))))
+        size = max(1, min(int(BATCH_TARGET / est), widest))
+        batches.extend(group[i : i + size] for i in range(0, len(group), size))
+    return batches
+
+
+def _short(unit: Unit, keep: set[str], durations: Durations) -> float | None:
+    """The unit's estimated duration when it may be batched, else ``None``."""
+    if unit.tail.node_id in keep or unit.head.expand_arg is not None:
+        return None
+    total = 0.0
+    for job in unit.jobs:
+        if job.task.options.resources:
+            return None
+        estimate = durations.estimate(job.task.identity)
+        if estimate is None:
+            return None
+        total += estimate
+    return total if total < SHORT_UNIT else None

@@ -35,6 +35,10 @@ from .result import RunResult, TaskResult, jsonable
 
 Progress = Callable[[dict[str, Any]], None]
 
+#: seconds the recorder collects events into one transaction (a transaction per event would
+#: cost more than the events' rows)
+BATCH_WINDOW = 0.02
+
 
 class Recorder:
     """Drains events from a queue into the metadata store in batches, on its own thread."""
@@ -57,14 +61,7 @@ class Recorder:
     def _loop(self) -> None:
         stop = False
         while not stop:
-            # No waiting for a burst: events that arrive while a batch is being written make
-            # up the next batch, so batches grow with the load and a quiet run pays no delay.
-            batch: list[Any] = [self.queue.get()]
-            while True:
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = self._next_batch()
             if None in batch:
                 stop = True
             flushes = [e["done"] for e in batch if e is not None and e["kind"] == "_flush"]
@@ -89,6 +86,25 @@ class Recorder:
                         self.progress(event)
                     except Exception:  # noqa: BLE001 - a display must not break a run
                         pass
+
+    def _next_batch(self) -> list[Any]:
+        """Events for one transaction: what arrives within ``BATCH_WINDOW`` of the first.
+
+        A flush or stop request ends the window at once, so nobody waits on the window.
+        """
+        batch: list[Any] = [self.queue.get()]
+        deadline = time.monotonic() + BATCH_WINDOW
+        while not any(e is None or e["kind"] == "_flush" for e in batch[-1:]):
+            left = deadline - time.monotonic()
+            try:
+                batch.append(self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait())
+            except queue.Empty:
+                return batch
+        while True:
+            try:
+                batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                return batch
 
     def close(self) -> None:
         self.queue.put(None)

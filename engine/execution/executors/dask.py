@@ -1,13 +1,15 @@
-"""The dask executor: the whole run submitted to a Dask cluster at once.
+"""The dask executor: the whole run submitted to a Dask cluster as one graph.
 
-Every job that is not already resolved on the driver becomes one Dask future keyed
-``<node>-<run id>`` (Dask silently returns an earlier value for a reused key, so keys
-are unique per run), with its dependency futures as arguments: values move worker to
-worker and the driver gathers only the pipeline's outputs. Outcome events travel
-separately, through ``Worker.log_event`` on a per-run topic that the driver subscribes to.
+The jobs that are not already resolved on the driver are grouped (:mod:`..fusion`): a
+linear chain runs as one Dask task, and short siblings (map elements whose tasks earlier
+runs showed to be short) share tasks in batches; every job is still cached, retried and
+recorded on its own. Keys are unique per run (Dask silently returns an earlier value for
+a reused key). Values move worker to worker, through a tree of gathers for wide fan-ins,
+and the driver gathers only the pipeline's outputs. Outcome events travel separately,
+batched per worker through ``Worker.log_event`` on a per-run topic the driver subscribes to.
 
-Without an address an embedded ``LocalCluster`` bound to 127.0.0.1 (no dashboard) is
-started once per process and reused across runs.
+Without an address an embedded ``LocalCluster`` bound to 127.0.0.1 is started once per
+process and reused across runs.
 """
 
 from __future__ import annotations
@@ -19,16 +21,15 @@ import re
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import ConfigError, ExecutorError
-from ...types import CRASHED
-from ..fusion import Unit, fuse_chains, gather_tree
-from ..job import Emit, Job, NodeValue, TaskFailed
-from ..worker import execute_job
-from .base import Execution, results_or_errors
+from ...types import CRASHED, SUCCEEDED
+from ..fusion import DURATIONS, Unit, batch_siblings, fuse_chains
+from ..job import Emit, Job, TaskFailed
+from .base import Execution
+from .dask_tasks import expression, task_graph
 
 _ADDRESS = re.compile(r"^tcp://(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 _EVENT_GRACE = 15.0
@@ -127,9 +128,9 @@ class DaskExecutor:
         client = self.client
         run_id = jobs[0].run_id
         topic = f"glasspane-{run_id}"
-        finished: set[str] = set()
+        finished: dict[str, str] = {}  # node -> state of its task_finished event
+        identity = {job.node_id: job.task.identity for job in jobs}
         lock = threading.Lock()
-
         ledger = AttemptLedger()
 
         def handler(event: Any) -> None:
@@ -137,17 +138,18 @@ class DaskExecutor:
             for one in msg["events"] if msg.get("kind") == "batch" else [msg]:
                 if one.get("kind") == "task_finished" and one.get("parent") is None:
                     with lock:
-                        finished.add(one["node"])
+                        finished[one["node"]] = one["state"]
+                    _learn(one, identity)
                 for out in ledger.renumber(one):
                     emit(out)
 
         ship_user_code(jobs)
-        units = fuse_chains(jobs, want)
-        dsk, keys, resources = _task_graph(units, topic, run_id)
+        batches = batch_siblings(fuse_chains(jobs, want), want, self._slots(client))
+        dsk, keys, resources = task_graph(batches, topic, run_id)
         client.subscribe_topic(topic, handler)
         futures: list[Any] = []
         all_done = threading.Event()
-        remaining = [len(units)]
+        remaining = [len(batches)]
 
         def done(_future: Any) -> None:
             with lock:
@@ -157,11 +159,7 @@ class DaskExecutor:
 
         try:
             # the whole run is one graph: one message to the scheduler, not one per task
-            from dask._expr import LLGExpr
-
-            # keys are unique per run: a token spares Dask tokenizing (pickling) every job
-            graph = LLGExpr(dsk, _determ_token=f"{topic}-{uuid.uuid4().hex}")
-            futures = client.get(graph, keys, sync=False, resources=resources)
+            futures = client.get(expression(dsk, topic), keys, sync=False, resources=resources)
             for future in futures:
                 future.add_done_callback(done)
             # one callback per future instead of polling every pending future
@@ -170,14 +168,14 @@ class DaskExecutor:
                     client.cancel(futures, force=True)
                     result.cancelled = True
                     return result
-            expect = self._collect(client, units, futures, want, result)
+            reports = self._collect(client, batches, futures, want, result)
             # events travel beside the results: wait until each finished task has reported
             deadline = time.monotonic() + _EVENT_GRACE
-            while time.monotonic() < deadline:
+            while reports and time.monotonic() < deadline:
                 with lock:
-                    if expect <= finished:
-                        break
-                time.sleep(0.005)
+                    reports = [r for r in reports if not r.complete(finished)]
+                if reports:
+                    time.sleep(0.005)
             return result
         except BaseException:  # Ctrl-C, SIGTERM, a lost scheduler: leave nothing running
             if futures:
@@ -188,46 +186,83 @@ class DaskExecutor:
             with contextlib.suppress(Exception):
                 client.unsubscribe_topic(topic)
 
+    def _slots(self, client: Any) -> int:
+        """Worker threads in the cluster (batches are cut so that each has work)."""
+        try:
+            return max(1, sum(client.nthreads().values()))
+        except Exception:  # noqa: BLE001 - a cluster that cannot say: assume a small one
+            return self.n_workers
+
     @staticmethod
     def _collect(
         client: Any,
-        units: Sequence[Unit],
+        batches: Sequence[list[Unit]],
         futures: Sequence[Any],
         want: set[str],
         result: Execution,
-    ) -> set[str]:
+    ) -> list[_Reports]:
         """Gather the wanted values and keep errors that no task event will explain.
 
-        Returns the nodes whose ``task_finished`` event must arrive.
+        Returns what must still be reported: per unit, the nodes whose ``task_finished``
+        events must arrive before the run can be settled.
         """
         wanted = [
-            (u.tail.node_id, f)
-            for u, f in zip(units, futures)
-            if u.tail.node_id in want and f.status == "finished"
+            (batch[0].tail.node_id, f)
+            for batch, f in zip(batches, futures)
+            if len(batch) == 1 and batch[0].tail.node_id in want and f.status == "finished"
         ]
         if wanted:
             values = client.gather([f for _, f in wanted])
             for (node_id, _), value in zip(wanted, values):
                 result.values[node_id] = value
-        expect: set[str] = set()
-        for unit, future in zip(units, futures):
-            nodes = unit.node_ids
+        reports: list[_Reports] = []
+        for batch, future in zip(batches, futures):
             if future.status == "finished":
-                expect.update(nodes)
+                # every unit ran; in a batch, each until its first failed job
+                reports.extend(_Reports(unit.node_ids) for unit in batch)
             elif future.status == "error":
                 exc = future.exception()
-                if isinstance(exc, TaskFailed) and exc.node_id in nodes:
+                nodes = batch[0].node_ids
+                if isinstance(exc, TaskFailed) and len(batch) == 1 and exc.node_id in nodes:
                     # the jobs before the failed one, and the failed one, have reported
-                    expect.update(nodes[: nodes.index(exc.node_id) + 1])
+                    reports.append(_Reports(nodes[: nodes.index(exc.node_id) + 1]))
                 elif not isinstance(exc, TaskFailed):  # e.g. KilledWorker: no event was sent
-                    for node_id in nodes:
-                        result.errors[node_id] = exc
-        return expect
+                    for unit in batch:
+                        for node_id in unit.node_ids:
+                            result.errors[node_id] = exc
+        return reports
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+class _Reports:
+    """The nodes of one unit whose outcome events are due, in order: the wait ends at the
+    last node or at the first that did not succeed (the unit stopped there)."""
+
+    def __init__(self, nodes: list[str]) -> None:
+        self.nodes = nodes
+        self.next = 0
+
+    def complete(self, finished: Mapping[str, str]) -> bool:
+        while self.next < len(self.nodes):
+            state = finished.get(self.nodes[self.next])
+            if state is None:
+                return False
+            self.next += 1
+            if state != SUCCEEDED:
+                return True
+        return True
+
+
+def _learn(event: dict[str, Any], identity: Mapping[str, str]) -> None:
+    """Feed a finished job's duration into the estimates that decide batching."""
+    task = identity.get(event["node"])
+    started, ended = event.get("started"), event.get("ended")
+    if task and event["state"] == SUCCEEDED and not event.get("cached") and started and ended:
+        DURATIONS.observe(task, max(0.0, ended - started))
 
 
 class AttemptLedger:
@@ -302,142 +337,3 @@ def ship_user_code(jobs: Sequence[Job]) -> None:
 
 
 _shipped: set[str] = set()
-
-
-def _task_graph(
-    units: Sequence[Unit], topic: str, run_id: str
-) -> tuple[dict[Any, Any], list[Any], Any]:
-    """The run as one Dask graph: a task per unit (keyed by its last job), gather trees in
-    front of wide fan-ins; the keys of the units, in order; per-key resources or ``None``."""
-    from dask._task_spec import Task, TaskRef
-
-    dsk: dict[Any, Any] = {}
-    keys: list[Any] = []
-    key_of: dict[str, Any] = {}
-    resources: dict[Any, dict[str, float]] = {}
-    gather_name = f"glasspane-gather-{run_id}"
-    n_gathers = 0
-    for unit in units:
-        parts: list[Any] = [TaskRef(key_of[dep]) for dep in unit.head.deps]
-        for level in gather_tree(len(parts)):
-            gathered = []
-            for start, stop in level:
-                gkey = (gather_name, n_gathers)
-                n_gathers += 1
-                dsk[gkey] = Task(gkey, _gather, *parts[start:stop])
-                gathered.append(TaskRef(gkey))
-            parts = gathered
-        key = unit.tail.dask_key
-        dsk[key] = Task(key, _run_unit, unit.jobs, topic, *parts)
-        keys.append(key)
-        for job in unit.jobs:
-            key_of[job.node_id] = key
-        if unit.head.task.options.resources:
-            resources[key] = dict(unit.head.task.options.resources)
-    # annotations are evaluated per key on the scheduler: no glasspane import needed there
-    by_key = (lambda key, _r=resources: _r.get(key, {})) if resources else None
-    return dsk, keys, by_key
-
-
-def _gather(*parts: Any) -> list[Any]:
-    """Runs on a Dask worker: one node of a gather tree."""
-    return list(parts)
-
-
-def _flatten(parts: Sequence[Any]) -> list[NodeValue]:
-    out: list[NodeValue] = []
-    for part in parts:
-        if isinstance(part, list):
-            out.extend(_flatten(part))
-        else:
-            out.append(part)
-    return out
-
-
-def _run_unit(jobs: list[Job], topic: str, *parts: Any) -> NodeValue:
-    """Runs on a Dask worker: the jobs of one unit in order, each through the shared wrapper.
-
-    A failed job raises :class:`TaskFailed` (after reporting), which ends the unit; the
-    jobs after it never start, and the driver records them as upstream failed.
-    """
-    from distributed import get_worker
-
-    worker = get_worker()
-    outbox = _outbox(worker)
-
-    def emit(event: dict[str, Any]) -> None:
-        outbox.put(topic, event)
-
-    def spawn(children: list[Job], deps: Mapping[str, NodeValue]) -> list[Any]:
-        from distributed import worker_client
-
-        with worker_client() as client:
-            futures = [
-                client.submit(_dask_child, child, topic, dict(deps), key=child.dask_key, pure=False)
-                for child in children
-            ]
-            return results_or_errors(futures)
-
-    deps = dict(zip(jobs[0].deps, _flatten(parts)))
-    value: NodeValue | None = None
-    for job in jobs:
-        value = execute_job(job, deps, emit, spawn if job.expand_arg is not None else None)
-        deps = {job.node_id: value}
-    assert value is not None
-    return value
-
-
-def _dask_child(job: Job, topic: str, deps: dict[str, NodeValue]) -> NodeValue:
-    from distributed import get_worker
-
-    outbox = _outbox(get_worker())
-    return execute_job(job, deps, lambda event: outbox.put(topic, event))
-
-
-#: seconds a worker lets events accumulate after sending a batch
-_EVENT_BATCH = 0.005
-
-
-class _Outbox:
-    """A worker's events, sent to the scheduler in batches by one thread.
-
-    An event that finds the sender idle goes at once (a task's start is seen as it
-    happens); events arriving while a batch is in flight wait at most ``_EVENT_BATCH``
-    and travel together, one message for many tasks.
-    """
-
-    def __init__(self, worker: Any) -> None:
-        self._worker = worker
-        self._cond = threading.Condition()
-        self._pending: dict[str, list[dict[str, Any]]] = {}
-        threading.Thread(target=self._loop, name="glasspane-events", daemon=True).start()
-
-    def put(self, topic: str, event: dict[str, Any]) -> None:
-        with self._cond:
-            self._pending.setdefault(topic, []).append(event)
-            self._cond.notify()
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending:
-                    self._cond.wait()
-                pending, self._pending = self._pending, {}
-            for topic, events in pending.items():
-                try:
-                    self._worker.log_event(topic, {"kind": "batch", "events": events})
-                except Exception:  # noqa: BLE001 - a closing worker; the driver times out
-                    pass
-            time.sleep(_EVENT_BATCH)
-
-
-_outboxes: dict[str, _Outbox] = {}
-_outboxes_lock = threading.Lock()
-
-
-def _outbox(worker: Any) -> _Outbox:
-    with _outboxes_lock:
-        box = _outboxes.get(worker.address)
-        if box is None:
-            box = _outboxes[worker.address] = _Outbox(worker)
-        return box

@@ -15,7 +15,7 @@ import pytest
 
 import glasspane
 from glasspane import context, pipeline, task
-from glasspane.execution.fusion import FAN_IN, fuse_chains, gather_tree
+from glasspane.execution.fusion import FAN_IN, Durations, batch_siblings, fuse_chains, gather_tree
 from glasspane.execution.planner import plan_run
 from glasspane.execution.worker import artifact_store
 from glasspane.types import FAILED, SUCCEEDED, UPSTREAM_FAILED
@@ -238,3 +238,52 @@ def test_on_dask_a_chain_runs_as_one_dask_task() -> None:
     keys = result.output
     assert len(keys) == 4 and len(set(keys)) == 1  # every step ran inside the same Dask task
     assert keys[0].endswith(f"-{result.run_id}")
+
+
+def test_short_siblings_are_batched_once_their_duration_is_known() -> None:
+    graph = wide_fan_in.compile(seed="s", n=100)
+    store = artifact_store(str(Path(os.environ["GLASSPANE_HOME"]) / "artifacts"))
+    units = fuse_chains(plan_run(graph, "r", store).jobs, {"collect"})
+    durations = Durations()
+    unknown = batch_siblings(units, {"collect"}, slots=2, durations=durations)
+    assert [len(b) for b in unknown] == [1] * 102  # never seen: every element on its own
+    durations.observe(leaf.identity, 0.001)
+    durations.observe(start.identity, 0.001)
+    batches = batch_siblings(units, {"collect"}, slots=2, durations=durations)
+    sizes = [len(b) for b in batches]
+    # the source, then the 100 elements in 4 batches (at least 2 per worker thread), the reduce
+    assert sizes == [1, 25, 25, 25, 25, 1]
+    assert [u.node_ids[0] for u in batches[1]] == [f"leaf[{i}]" for i in range(25)]
+    durations.observe(leaf.identity, 1.0)  # slow now: each element gets its own task again
+    assert len(batch_siblings(units, {"collect"}, slots=2, durations=durations)) > 100
+
+
+@task
+def maybe_fail(seed: str, i: int, fail_at: int) -> str:
+    from distributed import get_worker
+
+    if i == fail_at:
+        raise RuntimeError(f"element {i} fails")
+    return str(get_worker().get_current_task())
+
+
+@pipeline
+def keyed_map(seed: str, fail_at: int = -1, n: int = 40):
+    return collect(maybe_fail.map(start(seed), i=list(range(n)), fail_at=fail_at))
+
+
+@pytest.mark.dask
+def test_on_dask_a_batch_runs_many_elements_and_one_failure_spares_its_siblings() -> None:
+    first = keyed_map.run(seed="b1", executor="dask")  # learns that the elements are short
+    assert len(set(first.output)) == 40  # nothing known yet: one Dask task per element
+    second = keyed_map.run(seed="b2", executor="dask")
+    assert len(set(second.output)) < 40  # batched: several elements share a Dask task
+    assert all(t.state == SUCCEEDED and not t.cached for t in second.tasks)
+    run = glasspane.get_run(second.run_id)
+    assert len(run["tasks"]) == 42 and all(t["ended_at"] for t in run["tasks"])
+    failed = keyed_map.run(seed="b3", fail_at=7, executor="dask", raise_on_failure=False)
+    states = {t.node: t.state for t in failed.tasks}
+    assert states["maybe_fail[7]"] == FAILED
+    assert states["collect"] == UPSTREAM_FAILED
+    assert all(states[f"maybe_fail[{i}]"] == SUCCEEDED for i in range(40) if i != 7)
+    assert "RuntimeError: element 7 fails" in (failed.task("maybe_fail[7]").error or "")

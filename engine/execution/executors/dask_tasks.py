@@ -1,0 +1,214 @@
+"""The Dask graph of a run, and the functions its tasks run on the workers.
+
+Each Dask task runs one unit (a fused chain, see :mod:`..fusion`) or a batch of sibling
+units; wide fan-ins read their inputs through a tree of small gather tasks. Keys are unique
+per run: a unit's key is its last job's :attr:`~..job.Job.dask_key`, a batch's that of its
+first unit. Workers report events through a per-process :class:`Outbox`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..fusion import Unit, gather_tree
+from ..job import Job, NodeValue, TaskFailed
+from ..worker import execute_job
+from .base import results_or_errors
+
+#: (position among the task's distinct inputs, index inside a batch's result or None)
+Pick = tuple[int, "int | None"]
+
+
+def task_graph(
+    batches: Sequence[list[Unit]], topic: str, run_id: str
+) -> tuple[dict[Any, Any], list[Any], Any]:
+    """The run as one Dask graph.
+
+    Returns the graph, the key of each batch (in order) and per-key resources for
+    ``Client.get`` (a function of the key, or ``None`` when no task asks for any).
+    """
+    from dask._task_spec import Task, TaskRef
+
+    dsk: dict[Any, Any] = {}
+    keys: list[Any] = []
+    where: dict[str, tuple[Any, int | None]] = {}  # node -> (key, index inside a batch)
+    resources: dict[Any, dict[str, float]] = {}
+    gather_name = f"glasspane-gather-{run_id}"
+    n_gathers = 0
+    for batch in batches:
+        head = batch[0].head
+        inputs: dict[Any, int] = {}  # distinct input keys, in first-use order
+        picks: list[Pick] = []
+        for dep in head.deps:
+            key, index = where[dep]
+            picks.append((inputs.setdefault(key, len(inputs)), index))
+        parts: list[Any] = [TaskRef(key) for key in inputs]
+        for level in gather_tree(len(parts)):
+            gathered = []
+            for start, stop in level:
+                gkey = (gather_name, n_gathers)
+                n_gathers += 1
+                dsk[gkey] = Task(gkey, gather, *parts[start:stop])
+                gathered.append(TaskRef(gkey))
+            parts = gathered
+        if len(batch) == 1:
+            key = batch[0].tail.dask_key
+            for job in batch[0].jobs:
+                where[job.node_id] = (key, None)
+        else:
+            key = batch[0].tail.dask_key
+            for index, unit in enumerate(batch):
+                for job in unit.jobs:
+                    where[job.node_id] = (key, index)
+        jobs = [unit.jobs for unit in batch]
+        dsk[key] = Task(key, run_batch, jobs, topic, tuple(picks), *parts)
+        keys.append(key)
+        if head.task.options.resources:
+            resources[key] = dict(head.task.options.resources)
+    # annotations are evaluated per key on the scheduler: no glasspane import needed there
+    by_key = (lambda key, _r=resources: _r.get(key, {})) if resources else None
+    return dsk, keys, by_key
+
+
+def expression(dsk: dict[Any, Any], topic: str) -> Any:
+    """The graph as Dask's expression with a token of its own: keys are unique per run, and
+    without one Dask tokenizes (pickles) every job to name the graph."""
+    import uuid
+
+    try:
+        from dask._expr import LLGExpr
+
+        return LLGExpr(dsk, _determ_token=f"{topic}-{uuid.uuid4().hex}")
+    except (ImportError, TypeError):  # a Dask without expressions takes the plain dict
+        return dsk
+
+
+def gather(*parts: Any) -> list[Any]:
+    """Runs on a Dask worker: one node of a gather tree."""
+    return list(parts)
+
+
+def _flatten(parts: Sequence[Any]) -> list[Any]:
+    out: list[Any] = []
+    for part in parts:
+        if isinstance(part, list):  # a gather's output; a batch's result is a tuple
+            out.extend(_flatten(part))
+        else:
+            out.append(part)
+    return out
+
+
+def run_batch(
+    units: list[list[Job]], topic: str, picks: tuple[Pick, ...], *parts: Any
+) -> NodeValue | tuple[NodeValue | TaskFailed, ...]:
+    """Runs on a Dask worker: each unit's jobs in order, through the shared wrapper.
+
+    A unit on its own returns its last value, or raises :class:`TaskFailed` (after the job
+    reported), which Dask hands to its dependents. A batch returns one entry per unit, a
+    value or the :class:`TaskFailed` that ended it, so one failed unit does not fail its
+    siblings; a dependent that picks a failed entry raises it without running.
+    """
+    from distributed import get_worker
+
+    worker = get_worker()
+    outbox = _outbox(worker)
+
+    def emit(event: dict[str, Any]) -> None:
+        outbox.put(topic, event)
+
+    def spawn(children: list[Job], deps: Mapping[str, NodeValue]) -> list[Any]:
+        from distributed import worker_client
+
+        with worker_client() as client:
+            futures = [
+                client.submit(_dask_child, child, topic, dict(deps), key=child.dask_key, pure=False)
+                for child in children
+            ]
+            return results_or_errors(futures)
+
+    flat = _flatten(parts)
+    values = []
+    for position, index in picks:
+        value = flat[position] if index is None else flat[position][index]
+        if isinstance(value, TaskFailed):  # an upstream unit of a batch failed
+            raise value
+        values.append(value)
+    inputs = dict(zip(units[0][0].deps, values))
+
+    def run_unit(jobs: list[Job]) -> NodeValue:
+        deps = inputs
+        value: NodeValue | None = None
+        for job in jobs:
+            value = execute_job(job, deps, emit, spawn if job.expand_arg is not None else None)
+            deps = {job.node_id: value}
+        assert value is not None
+        return value
+
+    if len(units) == 1:
+        return run_unit(units[0])
+    out: list[NodeValue | TaskFailed] = []
+    for jobs in units:
+        try:
+            out.append(run_unit(jobs))
+        except TaskFailed as failed:
+            out.append(failed)
+    return tuple(out)
+
+
+def _dask_child(job: Job, topic: str, deps: dict[str, NodeValue]) -> NodeValue:
+    from distributed import get_worker
+
+    outbox = _outbox(get_worker())
+    return execute_job(job, deps, lambda event: outbox.put(topic, event))
+
+
+#: seconds a worker lets events accumulate after sending a batch
+EVENT_BATCH = 0.005
+
+
+class Outbox:
+    """A worker's events, sent to the scheduler in batches by one thread.
+
+    An event that finds the sender idle goes at once (a task's start is seen as it
+    happens); events arriving while a batch is in flight wait at most ``EVENT_BATCH``
+    and travel together, one message for many tasks.
+    """
+
+    def __init__(self, worker: Any) -> None:
+        self._worker = worker
+        self._cond = threading.Condition()
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        threading.Thread(target=self._loop, name="glasspane-events", daemon=True).start()
+
+    def put(self, topic: str, event: dict[str, Any]) -> None:
+        with self._cond:
+            self._pending.setdefault(topic, []).append(event)
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._cond.wait()
+                pending, self._pending = self._pending, {}
+            for topic, events in pending.items():
+                try:
+                    self._worker.log_event(topic, {"kind": "batch", "events": events})
+                except Exception:  # noqa: BLE001 - a closing worker; the driver times out
+                    pass
+            time.sleep(EVENT_BATCH)
+
+
+_outboxes: dict[str, Outbox] = {}
+_outboxes_lock = threading.Lock()
+
+
+def _outbox(worker: Any) -> Outbox:
+    with _outboxes_lock:
+        box = _outboxes.get(worker.address)
+        if box is None:
+            box = _outboxes[worker.address] = Outbox(worker)
+        return box
