@@ -99,14 +99,15 @@ def gather_tree(n: int, fan_in: int = FAN_IN) -> list[list[tuple[int, int]]]:
 SHORT_UNIT = 0.02
 #: seconds of work a batch of sibling units aims at
 BATCH_TARGET = 0.1
+#: most units of unknown duration in one batch
+UNKNOWN_BATCH = 16
 
 
 class Durations:
     """Per-process running estimates of how long each task takes, by task identity.
 
     Fed from the task_finished events of earlier runs in this process; a task never seen
-    has no estimate, so its jobs are never batched (a first run schedules every task on
-    its own, as if it might be long).
+    has no estimate (see :func:`batch_siblings` for what that allows).
     """
 
     def __init__(self, cap: int = 4096) -> None:
@@ -129,22 +130,31 @@ DURATIONS = Durations()
 def batch_siblings(
     units: Sequence[Unit], keep: set[str], slots: int, durations: Durations = DURATIONS
 ) -> list[list[Unit]]:
-    """Group short sibling units (same inputs, e.g. the elements of a map) into batches.
+    """Group sibling units (same inputs, e.g. the elements of a map) into batches.
 
     A batch runs as one executor task, its units one after another, each still cached,
-    retried and recorded on its own, and a failed unit does not stop its siblings. Only
-    units whose every task is known to be short (``SHORT_UNIT``) are batched, into batches
-    of about ``BATCH_TARGET`` seconds, and never fewer than ``2 * slots`` batches per group
-    (``slots``: worker threads), so a slow element cannot leave the cluster idle. Units
-    holding a value in ``keep`` or asking for resources stay on their own. Batches come
-    in topological order (a group sits where its first unit was).
+    retried and recorded on its own, and a failed unit does not stop its siblings.
+    ``slots`` is the number of worker threads.
+
+    - Units whose every task is known to be short (``SHORT_UNIT``, from ``durations``) go
+      in batches of about ``BATCH_TARGET`` seconds, never fewer than ``2 * slots`` of them.
+    - Units of unknown duration are batched only in large groups: at most
+      ``UNKNOWN_BATCH`` per batch and never fewer than ``64 * slots`` batches, so even long
+      tasks keep every thread busy until the last few batches.
+    - Units known to be long, holding a value in ``keep``, expanding a map or asking for
+      resources stay on their own.
+
+    Batches come in topological order (a group sits where its first unit was).
     """
     out: list[list[Unit]] = []
     groups: dict[tuple[str, ...], list[Unit]] = {}
-    estimates: dict[tuple[str, ...], float] = {}
+    estimates: dict[tuple[str, ...], float | None] = {}
     for unit in units:
-        estimate = _short(unit, keep, durations)
-        if estimate is None:
+        if not _batchable(unit, keep):
+            out.append([unit])
+            continue
+        estimate = _estimate(unit, durations)
+        if estimate is not None and estimate >= SHORT_UNIT:
             out.append([unit])
             continue
         deps = unit.head.deps
@@ -152,30 +162,37 @@ def batch_siblings(
         if group is None:
             group = groups[deps] = []
             out.append(group)
+            estimates[deps] = estimate
         group.append(unit)
-        estimates[deps] = max(estimates.get(deps, 0.0), estimate)
+        known = estimates[deps]
+        estimates[deps] = None if estimate is None or known is None else max(known, estimate)
+    slots = max(slots, 1)
     batches: list[list[Unit]] = []
     for group in out:
+        estimate = estimates.get(group[0].head.deps) if len(group) > 1 else None
         if len(group) == 1:
-            batches.append(group)
-            continue
-        est = max(estimates[group[0].head.deps], 1e-4)
-        widest = max(1, -(-len(group) // (2 * max(slots, 1))))
-        size = max(1, min(int(BATCH_TARGET / est), widest))
+            size = 1
+        elif estimate is None:
+            size = max(1, min(UNKNOWN_BATCH, len(group) // (64 * slots)))
+        else:
+            widest = max(1, -(-len(group) // (2 * slots)))
+            size = max(1, min(int(BATCH_TARGET / max(estimate, 1e-4)), widest))
         batches.extend(group[i : i + size] for i in range(0, len(group), size))
     return batches
 
 
-def _short(unit: Unit, keep: set[str], durations: Durations) -> float | None:
-    """The unit's estimated duration when it may be batched, else ``None``."""
+def _batchable(unit: Unit, keep: set[str]) -> bool:
     if unit.tail.node_id in keep or unit.head.expand_arg is not None:
-        return None
+        return False
+    return not any(job.task.options.resources for job in unit.jobs)
+
+
+def _estimate(unit: Unit, durations: Durations) -> float | None:
+    """The unit's estimated duration, or ``None`` when one of its tasks was never seen."""
     total = 0.0
     for job in unit.jobs:
-        if job.task.options.resources:
-            return None
         estimate = durations.estimate(job.task.identity)
         if estimate is None:
             return None
         total += estimate
-    return total if total < SHORT_UNIT else None
+    return total

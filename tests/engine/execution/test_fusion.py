@@ -258,6 +258,17 @@ def test_short_siblings_are_batched_once_their_duration_is_known() -> None:
     assert len(batch_siblings(units, {"collect"}, slots=2, durations=durations)) > 100
 
 
+def test_a_large_map_of_unknown_duration_keeps_64_batches_per_thread() -> None:
+    graph = wide_fan_in.compile(seed="s", n=10_000)
+    store = artifact_store(str(Path(os.environ["GLASSPANE_HOME"]) / "artifacts"))
+    units = fuse_chains(plan_run(graph, "r", store).jobs, {"collect"})
+    sizes = [len(b) for b in batch_siblings(units, {"collect"}, slots=2, durations=Durations())]
+    assert sizes[0] == 1 and sizes[-1] == 1 and sum(sizes) == 10_002
+    assert max(sizes) == 16  # UNKNOWN_BATCH
+    sizes = [len(b) for b in batch_siblings(units, {"collect"}, slots=100, durations=Durations())]
+    assert max(sizes) == 1  # 10,000 elements are not 64 per thread of 100 threads
+
+
 @task
 def maybe_fail(seed: str, i: int, fail_at: int) -> str:
     from distributed import get_worker
