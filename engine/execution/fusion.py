@@ -123,6 +123,9 @@ class Durations:
     def estimate(self, identity: str) -> float | None:
         return self._mean.get(identity)
 
+    def clear(self) -> None:
+        self._mean.clear()
+
 
 DURATIONS = Durations()
 

@@ -29,6 +29,7 @@ from ..types import (
     ArtifactInfo,
 )
 from .executors.base import Execution, Executor
+from .fusion import DURATIONS
 from .outcomes import task_finished
 from .planner import Plan, plan_run
 from .result import RunResult, TaskResult, jsonable
@@ -193,6 +194,8 @@ def execute_run(
     try:
         if plan is None:
             plan = plan_run(graph, run_id, artifacts, reuse)
+        if plan.jobs:
+            _recall_durations(store, graph)
         for event in plan.events:
             recorder.emit(event)
         if plan.jobs:
@@ -230,6 +233,22 @@ def execute_run(
     if interrupted is not None and raise_interrupt:
         raise interrupted
     return result
+
+
+def _recall_durations(store: MetadataStore, graph: Graph) -> None:
+    """Seed this process's task duration estimates (which decide batching on Dask) from
+    the pipeline's recent runs, for tasks this process has not run yet."""
+    unknown = {node.task.identity: node.task.name for node in graph}
+    unknown = {i: name for i, name in unknown.items() if DURATIONS.estimate(i) is None}
+    if not unknown:
+        return
+    try:
+        known = store.task_durations(graph.pipeline)
+    except Exception:  # noqa: BLE001 - an estimate only: the run goes on without it
+        return
+    for identity, name in unknown.items():
+        if name in known:
+            DURATIONS.observe(identity, known[name])
 
 
 def plan_resolved(recorder: Recorder) -> dict[str, list[ArtifactInfo]]:

@@ -297,6 +297,12 @@ class MetadataStore:
         with self._read() as conn:
             return queries.task_outputs(conn, run_id)
 
+    def task_durations(self, pipeline_name: str, runs: int = 3) -> dict[str, float]:
+        """Mean seconds each task of ``pipeline_name`` ran in its last ``runs`` runs, by
+        task name (executed, succeeded task runs only)."""
+        with self._read() as conn:
+            return queries.task_durations(conn, pipeline_name, runs)
+
     def metrics(self, run_id: str) -> list[dict]:
         """Every metric and param a run's tasks logged, in logging order.
 

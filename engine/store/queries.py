@@ -306,3 +306,29 @@ def metrics(conn: Connection, run_id: str) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
+
+
+def task_durations(conn: Connection, pipeline_name: str, runs: int = 3) -> dict[str, float]:
+    """Mean seconds per task name over the pipeline's last ``runs`` runs.
+
+    Only task runs that executed and succeeded count (a cache hit says nothing of how long
+    the task takes).
+    """
+    recent = (
+        select(RunRow.id)
+        .where(RunRow.pipeline_name == pipeline_name)
+        .order_by(RunRow.created_at.desc())
+        .limit(runs)
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        select(TaskRunRow.task_name, func.avg(TaskRunRow.duration))
+        .where(
+            TaskRunRow.run_id.in_(recent),
+            TaskRunRow.state == SUCCEEDED,
+            TaskRunRow.cached.is_(False),
+            TaskRunRow.duration.is_not(None),
+        )
+        .group_by(TaskRunRow.task_name)
+    )
+    return {name: float(mean) for name, mean in rows if mean is not None}

@@ -15,7 +15,14 @@ import pytest
 
 import glasspane
 from glasspane import context, pipeline, task
-from glasspane.execution.fusion import FAN_IN, Durations, batch_siblings, fuse_chains, gather_tree
+from glasspane.execution.fusion import (
+    DURATIONS,
+    FAN_IN,
+    Durations,
+    batch_siblings,
+    fuse_chains,
+    gather_tree,
+)
 from glasspane.execution.planner import plan_run
 from glasspane.execution.worker import artifact_store
 from glasspane.types import FAILED, SUCCEEDED, UPSTREAM_FAILED
@@ -298,3 +305,12 @@ def test_on_dask_a_batch_runs_many_elements_and_one_failure_spares_its_siblings(
     assert states["collect"] == UPSTREAM_FAILED
     assert all(states[f"maybe_fail[{i}]"] == SUCCEEDED for i in range(40) if i != 7)
     assert "RuntimeError: element 7 fails" in (failed.task("maybe_fail[7]").error or "")
+
+
+@pytest.mark.dask
+def test_a_new_process_recalls_durations_from_earlier_runs() -> None:
+    keyed_map.run(seed="h1", executor="dask")  # recorded: every element is short
+    DURATIONS.clear()  # what a new process knows
+    again = keyed_map.run(seed="h2", executor="dask")
+    assert len(set(again.output)) < 40  # batched from the first run on
+    assert DURATIONS.estimate(maybe_fail.identity) is not None

@@ -268,6 +268,25 @@ def test_task_outputs_are_in_output_order_for_succeeded_tasks(store: MetadataSto
     assert outputs["load"] == [ArtifactInfo.from_dict(a) for a in many]
 
 
+def test_task_durations_average_executed_successes_of_recent_runs(store: MetadataStore) -> None:
+    for i, seconds in enumerate([9.0, 1.0, 2.0, 3.0]):  # the oldest run falls out
+        run_id = f"run0000{i}"
+        new_run(store, run_id)
+        store.record_events(
+            run_id,
+            [
+                finished("load", start=T0, end=T0 + seconds),
+                finished("split", cached=True, start=T0, end=T0 + 50),
+                finished("train", state="failed", start=T0, end=T0 + 70, error="boom"),
+            ],
+        )
+        time.sleep(0.01)  # distinct creation times
+    new_run(store, "other001", pipeline="other")
+    store.record_events("other001", [finished("load", start=T0, end=T0 + 100)])
+    assert store.task_durations("retrain") == {"load": pytest.approx(2.0)}
+    assert store.task_durations("missing") == {}
+
+
 def test_artifacts_are_shared_by_content_hash_and_uri_filled_later(
     store: MetadataStore, raw_engine: Engine
 ) -> None:
