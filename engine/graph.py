@@ -1,30 +1,60 @@
-"""The compiled pipeline: an immutable DAG of nodes over ``networkx.DiGraph``.
+"""The compiled pipeline: an immutable DAG of nodes, viewable as a ``networkx.DiGraph``.
 
 A :class:`Graph` is built once from a trace and never changes. Node order is the trace
 order, which is topological (a call can only use refs returned by earlier calls). The
 version hash covers the graph's shape, task identities, code hashes and argument names;
 constants are left to each node's cache key so that changing a parameter value does not
 make a new pipeline version.
+
+Compiling is linear in the number of nodes and refs: a 100,000-node ``.map`` must compile
+in seconds. So the graph keeps its own adjacency (in the order ``networkx`` would hold it,
+so layers, edges and hashes are the same as computed over the ``DiGraph``) and builds
+:attr:`Graph.dag`, and imports ``networkx``, only when someone asks for it.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .dsl.tracing import Ref, find_refs, foreign_container
 from .errors import DefinitionError
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from .dsl.task import TaskDef
     from .dsl.tracing import NodeSpec
+
+#: Argument values that can hold no ref, skipped without walking them.
+_SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a graph (or its JSON) is being built.
+
+    A 100,000-node graph is a few million container objects. With the collector on, every
+    full collection walks all of those made so far, and there are a dozen of them while the
+    graph grows: more time than making the objects. Reference counting still frees what is
+    dropped; the collector runs again on exit (the pause is process-wide, and lasts as long
+    as the compile).
+    """
+    if not gc.isenabled():  # paused already (nested, or by the caller)
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,6 +102,14 @@ class Node:
         }
 
 
+class _Adjacency(NamedTuple):
+    """The edges as ``networkx`` would hold them: nodes in insertion order (a node, then any
+    unknown node it reads), successors in first-edge order, each edge with its argument names."""
+
+    order: dict[str, None]  # a dict: ordered, and membership is O(1)
+    succ: dict[str, dict[str, list[str]]]
+
+
 class Graph:
     """An immutable, validated DAG of :class:`Node` s plus the pipeline's output template."""
 
@@ -82,6 +120,12 @@ class Graph:
         self.nodes: Mapping[str, Node] = MappingProxyType(dict(nodes))
         self.output = output
         self.params = MappingProxyType(dict(params))
+
+    @cached_property
+    def dag(self) -> nx.DiGraph:
+        """The graph as a frozen ``networkx.DiGraph``; edges carry their argument names."""
+        import networkx as nx
+
         dag = nx.DiGraph()
         for node in self.nodes.values():
             dag.add_node(node.id, task=node.task.name)
@@ -91,7 +135,28 @@ class Graph:
                         dag.edges[ref.node, node.id]["args"].append(arg)
                     else:
                         dag.add_edge(ref.node, node.id, args=[arg])
-        self.dag: nx.DiGraph = nx.freeze(dag)
+        return nx.freeze(dag)
+
+    @cached_property
+    def _adjacency(self) -> _Adjacency:
+        seen: dict[str, None] = {}
+        succ: dict[str, dict[str, list[str]]] = {}
+        for node in self.nodes.values():
+            target = node.id
+            seen[target] = None
+            for arg, refs in node.refs.items():
+                for ref in refs:
+                    source = ref.node
+                    if source not in seen:
+                        seen[source] = None
+                    edges = succ.get(source)
+                    if edges is None:
+                        succ[source] = {target: [arg]}
+                    elif target in edges:
+                        edges[target].append(arg)
+                    else:
+                        edges[target] = [arg]
+        return _Adjacency(seen, succ)
 
     @classmethod
     def from_trace(
@@ -100,24 +165,32 @@ class Graph:
         """Freeze a trace into a graph, checking that every ref points at a known node."""
         nodes: dict[str, Node] = {}
         for spec in specs.values():
-            for name, value in spec.args.items():
-                _check_container(pipeline, value, f"argument `{name}` of task `{spec.id}`")
-            refs = {name: tuple(find_refs(value)) for name, value in spec.args.items()}
-            upstream: list[str] = []
-            for arg, arg_refs in refs.items():
+            args = spec.args
+            for name, value in args.items():
+                if type(value) not in _SCALARS:
+                    _check_container(pipeline, value, f"argument `{name}` of task `{spec.id}`")
+            refs: dict[str, tuple[Ref, ...]] = {}
+            upstream: dict[str, None] = {}  # a dict keeps first-use order and finds in O(1)
+            for arg, value in args.items():
+                if type(value) in _SCALARS:
+                    continue
+                arg_refs = (value,) if isinstance(value, Ref) else tuple(find_refs(value))
+                if not arg_refs:
+                    continue
+                where = f"argument `{arg}` of task `{spec.id}`"
                 for ref in arg_refs:
-                    _check_ref(pipeline, ref, nodes, f"argument `{arg}` of task `{spec.id}`")
-                    if ref.node not in upstream:
-                        upstream.append(ref.node)
+                    _check_ref(pipeline, ref, nodes, where)
+                    upstream[ref.node] = None
+                refs[arg] = arg_refs
             nodes[spec.id] = Node(
                 spec.id,
                 spec.task,
-                MappingProxyType(spec.args),
+                MappingProxyType(args),
                 spec.n_outputs,
                 spec.map_index,
                 spec.expand_arg,
                 tuple(upstream),
-                MappingProxyType({k: v for k, v in refs.items() if v}),
+                MappingProxyType(refs),
             )
         _check_container(pipeline, output, "the return value")
         for ref in find_refs(output):
@@ -129,10 +202,15 @@ class Graph:
     # -- validation --------------------------------------------------------------------------
     def validate(self) -> None:
         """Check acyclicity and, where both sides are annotated with plain classes, edge types."""
-        if not nx.is_directed_acyclic_graph(self.dag):  # cannot happen from a trace; be sure
-            cycle = nx.find_cycle(self.dag)
-            raise DefinitionError(f"pipeline `{self.pipeline}` has a cycle: {cycle}")
+        if not self._reads_only_earlier_nodes():  # cannot happen from a trace; be sure
+            import networkx as nx
+
+            if not nx.is_directed_acyclic_graph(self.dag):
+                cycle = nx.find_cycle(self.dag)
+                raise DefinitionError(f"pipeline `{self.pipeline}` has a cycle: {cycle}")
         for node in self.nodes.values():
+            if not node.refs:
+                continue
             hints = _hints(node.task.fn)
             for arg, refs in node.refs.items():
                 if arg == node.expand_arg:  # elements of the list, known at run time
@@ -155,6 +233,18 @@ class Graph:
                             f"{produced.__name__}; fix the annotation or the wiring"
                         )
 
+    def _reads_only_earlier_nodes(self) -> bool:
+        """True if every node reads only nodes before it: then the order is topological and
+        there is no cycle, checked in linear time."""
+        seen: set[str] = set()
+        for node in self.nodes.values():
+            for refs in node.refs.values():
+                for ref in refs:
+                    if ref.node not in seen:
+                        return False
+            seen.add(node.id)
+        return True
+
     # -- views -------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.nodes)
@@ -167,10 +257,46 @@ class Graph:
 
     def layers(self) -> list[list[str]]:
         """Node ids grouped by topological generation (each layer only needs earlier ones)."""
-        return [list(layer) for layer in nx.topological_generations(self.dag)]
+        # Kahn's algorithm in the order of networkx's topological_generations
+        order, succ = self._adjacency
+        indegree: dict[str, int] = {}
+        for targets in succ.values():
+            for target in targets:
+                indegree[target] = indegree.get(target, 0) + 1
+        layers: list[list[str]] = []
+        ready = [node_id for node_id in order if node_id not in indegree]
+        while ready:
+            layers.append(ready)
+            ready = []
+            for node_id in layers[-1]:
+                for child in succ.get(node_id, ()):
+                    left = indegree[child] - 1
+                    if left:
+                        indegree[child] = left
+                    else:
+                        del indegree[child]
+                        ready.append(child)
+        if indegree:  # a cycle, in a graph built by hand: let networkx raise its error
+            import networkx as nx
+
+            return [list(layer) for layer in nx.topological_generations(self.dag)]
+        return layers
 
     def downstream(self, node_id: str) -> set[str]:
-        return set(nx.descendants(self.dag, node_id))
+        order, succ = self._adjacency
+        if node_id not in order:
+            import networkx as nx
+
+            return set(nx.descendants(self.dag, node_id))  # raises "not in the graph"
+        found: set[str] = set()
+        stack = [node_id]
+        while stack:
+            for child in succ.get(stack.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    stack.append(child)
+        found.discard(node_id)  # on a cycle, in a graph built by hand
+        return found
 
     def output_refs(self) -> list[Ref]:
         return find_refs(self.output)
@@ -178,31 +304,47 @@ class Graph:
     @cached_property
     def version_hash(self) -> str:
         """Identifies the pipeline version: shape, task identities, code, argument names."""
-        parts: list[Any] = [
-            [
-                node.id,
-                node.task.identity,
-                node.task.cache_version,
-                node.n_outputs,
-                node.expand_arg,
-                [[arg, [r.label for r in node.refs.get(arg, ())]] for arg in node.args],
-            ]
-            for node in self.nodes.values()
-        ]
+        with gc_paused():
+            return self._version_hash()
+
+    def _version_hash(self) -> str:
+        tasks: dict[int, tuple[str, str]] = {}  # one code hash per task, not per node
+        parts: list[Any] = []
+        for node in self.nodes.values():
+            task = node.task
+            identity = tasks.get(id(task))
+            if identity is None:
+                identity = tasks[id(task)] = (task.identity, task.cache_version)
+            refs = node.refs
+            parts.append(
+                [
+                    node.id,
+                    identity[0],
+                    identity[1],
+                    node.n_outputs,
+                    node.expand_arg,
+                    [[arg, [r.label for r in refs.get(arg, ())]] for arg in node.args],
+                ]
+            )
         parts.append(["<output>", [r.label for r in self.output_refs()]])
         blob = json.dumps([self.pipeline, parts], separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able description for the metadata store and the UI."""
-        link = nx.node_link_data(self.dag, edges="edges")
+        with gc_paused():
+            return self._to_json()
+
+    def _to_json(self) -> dict[str, Any]:
+        order, succ = self._adjacency
         return {
             "pipeline": self.pipeline,
             "version": self.version_hash,
             "nodes": [node.describe() for node in self.nodes.values()],
             "edges": [
-                {"source": e["source"], "target": e["target"], "args": e.get("args", [])}
-                for e in link["edges"]
+                {"source": source, "target": target, "args": list(args)}
+                for source in order
+                for target, args in succ.get(source, {}).items()
             ],
             "layers": self.layers(),
             "output": [r.label for r in self.output_refs()],

@@ -124,7 +124,7 @@ class PipelineDef(Generic[P, R]):
     # -- compiling and running ---------------------------------------------------------------
     def compile(self, **params: Any) -> Graph:
         """Validate ``params``, trace the body once and return the frozen :class:`Graph`."""
-        from ..graph import Graph
+        from ..graph import Graph, gc_paused
 
         values = self.validate_params(params)
         if current_trace() is not None:
@@ -132,21 +132,22 @@ class PipelineDef(Generic[P, R]):
                 f"pipeline `{self.name}` was called inside another pipeline's body; call its "
                 "tasks directly instead"
             )
-        with tracing(self.name) as trace:
-            try:
-                output = self.fn(**values)  # type: ignore[call-arg]
-            except GlasspaneError:
-                raise
-            except Exception as exc:
-                frames = traceback.extract_tb(exc.__traceback__)[1:]  # from the body on
-                raise UserCodeError(
-                    f"the body of pipeline `{self.name}` raised {type(exc).__name__}: {exc}; "
-                    "fix the error in the pipeline body (traceback above)",
-                    "Traceback (most recent call last):\n"
-                    + "".join(traceback.format_list(frames))
-                    + "".join(traceback.format_exception_only(type(exc), exc)),
-                ) from exc
-        return Graph.from_trace(self.name, trace.nodes, output, values)
+        with gc_paused():  # a large graph is millions of objects: see gc_paused
+            with tracing(self.name) as trace:
+                try:
+                    output = self.fn(**values)  # type: ignore[call-arg]
+                except GlasspaneError:
+                    raise
+                except Exception as exc:
+                    frames = traceback.extract_tb(exc.__traceback__)[1:]  # from the body on
+                    raise UserCodeError(
+                        f"the body of pipeline `{self.name}` raised {type(exc).__name__}: {exc}; "
+                        "fix the error in the pipeline body (traceback above)",
+                        "Traceback (most recent call last):\n"
+                        + "".join(traceback.format_list(frames))
+                        + "".join(traceback.format_exception_only(type(exc), exc)),
+                    ) from exc
+            return Graph.from_trace(self.name, trace.nodes, output, values)
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """Compile and run; returns a ``RunResult``.

@@ -11,7 +11,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, NamedTuple, ParamSpec, TypeVar, overload
 
 from ..errors import DefinitionError
 from ..options import TaskOptions, make_options
@@ -45,6 +45,51 @@ def _tuple_arity(fn: Callable[..., Any]) -> int | None:
     return None
 
 
+class _BindPlan(NamedTuple):
+    """What :meth:`TaskDef._bind` needs to bind a call without ``inspect.Signature.bind``,
+    which costs more than the rest of recording a node."""
+
+    names: tuple[str, ...]  # every parameter, in order
+    n_positional: int  # how many may be given by position
+    positional_only: frozenset[str]
+    defaults: dict[str, Any]
+
+
+def _bind_plan(signature: inspect.Signature) -> _BindPlan | None:
+    """The plan for a signature without ``*args`` or ``**kwargs``, else ``None``."""
+    params = list(signature.parameters.values())
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return _BindPlan(
+        tuple(p.name for p in params),
+        sum(p.kind in positional for p in params),
+        frozenset(p.name for p in params if p.kind is p.POSITIONAL_ONLY),
+        {p.name: p.default for p in params if p.default is not p.empty},
+    )
+
+
+def _fast_bind(
+    plan: _BindPlan, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The call's arguments by name, defaults filled in, in parameter order (as
+    ``Signature.bind`` then ``apply_defaults`` give them); ``None`` if the call does not fit
+    the signature, for ``Signature.bind`` to word the error."""
+    if len(args) > plan.n_positional:
+        return None
+    bound = dict(zip(plan.names, args))
+    used = 0
+    for name in plan.names[len(args) :]:
+        if name in kwargs and name not in plan.positional_only:
+            bound[name] = kwargs[name]
+            used += 1
+        elif name in plan.defaults:
+            bound[name] = plan.defaults[name]
+        else:
+            return None  # missing
+    return bound if used == len(kwargs) else None  # else an unknown or repeated keyword
+
+
 class TaskDef(Generic[P, R]):
     """A decorated function plus its :class:`TaskOptions`.
 
@@ -64,6 +109,7 @@ class TaskDef(Generic[P, R]):
         self.name: str = options.name or str(getattr(fn, "__name__", "task"))
         self.identity = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', self.name)}"
         self.signature = inspect.signature(fn)
+        self._bind_plan = _bind_plan(self.signature)
         self.n_outputs = _tuple_arity(fn)
         self._code_hash: str | None = None
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
@@ -75,12 +121,14 @@ class TaskDef(Generic[P, R]):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("signature", None)
+        state.pop("_bind_plan", None)
         state.pop("__wrapped__", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.signature = inspect.signature(self.fn)
+        self._bind_plan = _bind_plan(self.signature)
         self.__wrapped__ = self.fn
 
     @property
@@ -165,17 +213,21 @@ class TaskDef(Generic[P, R]):
                 "same length, or wrap the one to broadcast in unmapped()"
             )
         base = trace.new_id(self.name)
+        shared = {k: (v.value if isinstance(v, unmapped) else v) for k, v in bound.items()}
         results = []
         for i in range(next(iter(lengths.values()))):
-            args_i = {
-                name: (mapped[name][i] if name in mapped else value)
-                for name, value in bound.items()
-            }
-            args_i = {k: (v.value if isinstance(v, unmapped) else v) for k, v in args_i.items()}
+            args_i = shared.copy()  # keeps the parameter order
+            for name, values in mapped.items():
+                value = values[i]
+                args_i[name] = value.value if isinstance(value, unmapped) else value
             results.append(self._record(trace, f"{base}[{i}]", args_i, i))
         return results
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], how: str) -> dict[str, Any]:
+        if self._bind_plan is not None:
+            fast = _fast_bind(self._bind_plan, args, kwargs)
+            if fast is not None:
+                return fast
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import collections
+import gc
 import json
 from typing import Any
 
 import networkx as nx
 import pytest
 
-from glasspane import DefinitionError, Graph, pipeline, task
+from glasspane import DefinitionError, Graph, Ref, pipeline, task
+from glasspane.dsl.pipeline import UserCodeError
 from glasspane.dsl.task import TaskDef
+from glasspane.graph import Node
 
 
 @task
@@ -223,6 +226,38 @@ def test_version_hash_changes_with_the_wiring() -> None:
     assert swapped.version_hash != first.version_hash
 
 
+def test_version_hash_value_is_pinned() -> None:
+    # stored in the metadata DB: the same pipeline must hash the same in every release
+    namespace: dict[str, Any] = {"__name__": "gp_pinned"}
+    source = (
+        "def load(n):\n    return list(range(n))\n"
+        "def split(rows) -> tuple[list, list]:\n    return rows[:1], rows[1:]\n"
+        "def fit(rows, c=1.0):\n    return c\n"
+        "def best(models, rows):\n    return max(models)\n"
+    )
+    exec(compile(source, "<gp-pinned>", "exec"), namespace)
+    load_, split_, fit, best_ = (
+        task(version="1")(namespace[n]) for n in ("load", "split", "fit", "best")
+    )
+
+    @pipeline
+    def pinned(n: int = 4):
+        tr, te = split_(load_(n))
+        models = fit.map(tr, c=[0.1, 1.0])
+        return {"best": best_(models, rows=te), "split": (tr, te)}
+
+    graph = pinned.compile()
+    assert graph.version_hash == "0328baf32abe643753ad5e19a14bcfe47af8e50b1658c424ca4b1b3c9c33fa8c"
+    assert graph.to_json()["edges"] == [
+        {"source": "load", "target": "split", "args": ["rows"]},
+        {"source": "split", "target": "fit[0]", "args": ["rows"]},
+        {"source": "split", "target": "fit[1]", "args": ["rows"]},
+        {"source": "split", "target": "best", "args": ["rows"]},
+        {"source": "fit[0]", "target": "best", "args": ["models"]},
+        {"source": "fit[1]", "target": "best", "args": ["models"]},
+    ]
+
+
 # -- JSON --------------------------------------------------------------------------------------
 
 
@@ -386,3 +421,95 @@ def test_refs_in_containers_that_cannot_be_filled_in_are_rejected(
         match=rf"pipeline `as_output`: the return value holds the output .*`{name}`",
     ):
         as_output.compile()
+
+
+# -- views computed without networkx -----------------------------------------------------------
+
+
+def test_layers_downstream_and_edges_agree_with_networkx() -> None:
+    @task
+    def pair(left, right) -> tuple[int, int]:  # type: ignore[no-untyped-def]  # noqa: ANN001
+        return 1, 2
+
+    @pipeline
+    def tangled():
+        rows = load(4)
+        a, b = pair(rows, {"x": [rows, rows]})
+        c, d = pair(b, a)
+        models = train.map(rows, C=[0.1, 1.0, 2.0])
+        late = best([models[2], d, models[0]], test_rows=c)
+        return {"late": late, "first": pair(late, rows)}
+
+    graph = tangled.compile()
+    dag = graph.dag
+    assert graph.layers() == [list(layer) for layer in nx.topological_generations(dag)]
+    for node_id in graph.nodes:
+        assert graph.downstream(node_id) == nx.descendants(dag, node_id)
+    link = nx.node_link_data(dag, edges="edges")
+    assert graph.to_json()["edges"] == [
+        {"source": e["source"], "target": e["target"], "args": e["args"]} for e in link["edges"]
+    ]
+
+
+def _hand_built(*wiring: tuple[str, str | None]) -> Graph:
+    """A graph made without a trace: node ``id`` reads node ``reads`` (if any)."""
+    nodes = {}
+    for node_id, reads in wiring:
+        if reads is None:
+            nodes[node_id] = Node(node_id, load, {"n_rows": 1})
+            continue
+        ref = Ref(reads, None, "load")
+        nodes[node_id] = Node(
+            node_id, load, {"n_rows": ref}, upstream=(reads,), refs={"n_rows": (ref,)}
+        )
+    return Graph("by_hand", nodes, None, {})
+
+
+def test_a_hand_built_graph_with_a_cycle_is_rejected() -> None:
+    graph = _hand_built(("a", "b"), ("b", "a"))
+    with pytest.raises(DefinitionError, match=r"pipeline `by_hand` has a cycle: \[\('a', 'b'\)"):
+        graph.validate()
+    with pytest.raises(nx.NetworkXUnfeasible):
+        graph.layers()
+    assert graph.downstream("a") == nx.descendants(graph.dag, "a") == {"b"}
+
+
+def test_a_hand_built_graph_read_out_of_order_is_valid() -> None:
+    graph = _hand_built(("b", "a"), ("a", "c"), ("c", "c2"), ("c2", None), ("e", "c2"))
+    graph.validate()
+    assert graph.layers() == [list(layer) for layer in nx.topological_generations(graph.dag)]
+    assert graph.layers() == [["c2"], ["c", "e"], ["a"], ["b"]]
+    assert graph.downstream("c2") == {"c", "a", "b", "e"}
+
+
+def test_views_of_a_hand_built_graph_with_an_unknown_node_agree_with_networkx() -> None:
+    graph = _hand_built(("b", "a"), ("a", "x"), ("c", "x"))
+    assert list(graph.dag.nodes) == ["b", "a", "x", "c"]
+    assert graph.layers() == [list(layer) for layer in nx.topological_generations(graph.dag)]
+    assert graph.downstream("x") == {"a", "b", "c"}
+    assert [(e["source"], e["target"]) for e in graph.to_json()["edges"]] == list(graph.dag.edges)
+
+
+def test_downstream_of_an_unknown_node_raises_as_networkx_does(graph: Graph) -> None:
+    with pytest.raises(nx.NetworkXError, match="The node nope is not in the"):
+        graph.downstream("nope")
+
+
+def test_compiling_leaves_the_garbage_collector_as_it_was() -> None:
+    @pipeline
+    def broken():
+        load(1)
+        raise RuntimeError("boom")
+
+    assert gc.isenabled()
+    retrain.compile()
+    with pytest.raises(UserCodeError):
+        broken.compile()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        graph = retrain.compile()
+        assert graph.version_hash and graph.to_json()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

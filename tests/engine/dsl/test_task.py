@@ -306,6 +306,42 @@ def test_a_call_with_arguments_that_do_not_match_names_the_task() -> None:
         compile_body(lambda: train(1))
 
 
+def _sig_a(a, b=2, *, c, d=4): ...  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+def _sig_b(a, /, b, c=3): ...  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+def _sig_c(): ...  # noqa: ANN202
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "kwargs"),
+    [
+        (_sig_a, (1,), {"c": 3}),
+        (_sig_a, (1, 5), {"d": 6, "c": 3}),
+        (_sig_a, (), {"c": 3, "a": 1}),
+        (_sig_a, (1,), {}),  # missing keyword-only
+        (_sig_a, (1, 2, 3), {"c": 3}),  # too many positional
+        (_sig_a, (1,), {"a": 1, "c": 3}),  # given twice
+        (_sig_a, (1,), {"c": 3, "e": 5}),  # unknown keyword
+        (_sig_b, (1, 2), {}),
+        (_sig_b, (1,), {"b": 2, "c": 4}),
+        (_sig_b, (), {"a": 1, "b": 2}),  # positional-only by keyword
+        (_sig_c, (), {}),
+        (_sig_c, (1,), {}),
+    ],
+)
+def test_binding_a_call_matches_inspect(fn: Any, args: tuple[Any, ...], kwargs: Any) -> None:
+    # TaskDef binds without inspect.Signature.bind for speed: same arguments, same errors
+    signature = inspect.signature(fn)
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        with pytest.raises(DefinitionError, match=f"that do not match .*: {exc}$"):
+            task(fn)._bind(args, kwargs, "")
+        return
+    bound.apply_defaults()
+    result = task(fn)._bind(args, kwargs, "")
+    assert list(result.items()) == list(bound.arguments.items())
+
+
 # -- .map --------------------------------------------------------------------------------------
 
 
