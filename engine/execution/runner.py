@@ -41,6 +41,13 @@ Progress = Callable[[dict[str, Any]], None]
 BATCH_WINDOW = 0.02
 
 
+#: the task_finished fields the run loop reads after recording (see _settle and _result)
+_KEPT = (
+    "node", "task", "state", "cached", "attempts", "error", "started", "ended", "note",
+    "parent", "outputs",
+)  # fmt: skip
+
+
 class Recorder:
     """Drains events from a queue into the metadata store in batches, on its own thread."""
 
@@ -69,7 +76,8 @@ class Recorder:
             batch = [e for e in batch if e is not None and e["kind"] != "_flush"]
             for event in batch:
                 if event["kind"] == "task_finished":
-                    self.finished[event["node"]] = event
+                    # only what the run's outcome needs: not inputs, captured text, metrics
+                    self.finished[event["node"]] = {k: event.get(k) for k in _KEPT}
                 elif event["kind"] == "task_started":
                     self.attempts[event["node"]] = event["attempt"]
                 elif event["kind"] == "task_skipped":

@@ -6,7 +6,8 @@ runs showed to be short) share tasks in batches; every job is still cached, retr
 recorded on its own. Keys are unique per run (Dask silently returns an earlier value for
 a reused key). Values move worker to worker, through a tree of gathers for wide fan-ins,
 and the driver gathers only the pipeline's outputs. Outcome events travel separately,
-batched per worker through ``Worker.log_event`` on a per-run topic the driver subscribes to.
+batched per worker through ``Worker.log_event`` on one topic the driver subscribes to once
+per client, each message naming its run.
 
 Without an address an embedded ``LocalCluster`` bound to 127.0.0.1 is started once per
 process and reused across runs.
@@ -21,7 +22,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ...errors import ConfigError, ExecutorError
@@ -29,7 +30,7 @@ from ...types import CRASHED, SUCCEEDED
 from ..fusion import DURATIONS, Unit, batch_siblings, fuse_chains
 from ..job import Emit, Job, TaskFailed
 from .base import Execution
-from .dask_tasks import expression, task_graph
+from .dask_tasks import TOPIC, expression, task_graph
 
 _ADDRESS = re.compile(r"^tcp://(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 _EVENT_GRACE = 15.0
@@ -61,19 +62,32 @@ def embedded_cluster(n_workers: int) -> Any:
         if cluster is None or cluster.status.name in ("closed", "closing", "failed"):
             from distributed import LocalCluster
 
-            cluster = LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address="127.0.0.1:0",  # loopback, a free port: never 0.0.0.0
-                silence_logs=50,
-                death_timeout=10,
-                preload=[_IGNORE_SIGINT],
-            )
+            with _short_logs():
+                cluster = LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0",  # loopback, a free port: never 0.0.0.0
+                    silence_logs=50,
+                    death_timeout=10,
+                    preload=[_IGNORE_SIGINT],
+                )
             _embedded[n_workers] = cluster
             atexit.register(_close_embedded)
         return cluster
+
+
+#: length of Dask's in-memory debugging logs in the driver (message logs of its comms, the
+#: scheduler's transition log and event topics): the default 1000 keeps the last thousand
+#: batches of messages, pickled task graphs included, in a driver that may run all day
+_LOW_LEVEL_LOG_LENGTH = 100
+
+
+def _short_logs() -> Any:
+    import dask
+
+    return dask.config.set({"distributed.admin.low-level-log-length": _LOW_LEVEL_LOG_LENGTH})
 
 
 def _close_embedded() -> None:
@@ -98,6 +112,8 @@ class DaskExecutor:
         self.n_workers = n_workers
         self.connect_timeout = connect_timeout
         self._client: Any = None
+        self._listening: Any = None  # the client whose event topic _dispatch receives
+        self._routes: dict[str, Callable[[dict[str, Any]], None]] = {}
 
     @property
     def client(self) -> Any:
@@ -106,9 +122,10 @@ class DaskExecutor:
 
             if self.address:
                 try:
-                    self._client = Client(
-                        self.address, timeout=self.connect_timeout, set_as_default=False
-                    )
+                    with _short_logs():
+                        self._client = Client(
+                            self.address, timeout=self.connect_timeout, set_as_default=False
+                        )
                 except (OSError, TimeoutError) as exc:
                     raise ExecutorError(
                         f"cannot reach the Dask scheduler at {self.address} within "
@@ -116,7 +133,9 @@ class DaskExecutor:
                         "`dask scheduler`, check the address, or run with --executor threads"
                     ) from None
             else:
-                self._client = Client(embedded_cluster(self.n_workers), set_as_default=False)
+                cluster = embedded_cluster(self.n_workers)
+                with _short_logs():
+                    self._client = Client(cluster, set_as_default=False)
         return self._client
 
     def execute(
@@ -127,15 +146,13 @@ class DaskExecutor:
             return result
         client = self.client
         run_id = jobs[0].run_id
-        topic = f"glasspane-{run_id}"
         finished: dict[str, str] = {}  # node -> state of its task_finished event
         identity = {job.node_id: job.task.identity for job in jobs}
         lock = threading.Lock()
         ledger = AttemptLedger()
 
-        def handler(event: Any) -> None:
-            msg = event[1] if isinstance(event, tuple) else event
-            for one in msg["events"] if msg.get("kind") == "batch" else [msg]:
+        def handler(msg: dict[str, Any]) -> None:
+            for one in msg["events"]:
                 if one.get("kind") == "task_finished" and one.get("parent") is None:
                     with lock:
                         finished[one["node"]] = one["state"]
@@ -145,8 +162,9 @@ class DaskExecutor:
 
         ship_user_code(jobs)
         batches = batch_siblings(fuse_chains(jobs, want), want, self._slots(client))
-        dsk, keys, resources = task_graph(batches, topic, run_id)
-        client.subscribe_topic(topic, handler)
+        dsk, keys, resources = task_graph(batches, run_id)
+        self._subscribe(client)
+        self._routes[run_id] = handler
         futures: list[Any] = []
         all_done = threading.Event()
         remaining = [len(batches)]
@@ -159,7 +177,7 @@ class DaskExecutor:
 
         try:
             # the whole run is one graph: one message to the scheduler, not one per task
-            futures = client.get(expression(dsk, topic), keys, sync=False, resources=resources)
+            futures = client.get(expression(dsk, run_id), keys, sync=False, resources=resources)
             for future in futures:
                 future.add_done_callback(done)
             # one callback per future instead of polling every pending future
@@ -183,8 +201,20 @@ class DaskExecutor:
                     client.cancel(futures, force=True)
             raise
         finally:
-            with contextlib.suppress(Exception):
-                client.unsubscribe_topic(topic)
+            self._routes.pop(run_id, None)
+
+    def _subscribe(self, client: Any) -> None:
+        """Listen to the workers' events once per client; each run takes its own."""
+        with _embedded_lock:
+            if self._listening is not client:
+                client.subscribe_topic(TOPIC, self._dispatch)
+                self._listening = client
+
+    def _dispatch(self, event: Any) -> None:
+        msg = event[1] if isinstance(event, tuple) else event
+        route = self._routes.get(msg.get("run")) if isinstance(msg, dict) else None
+        if route is not None:  # events of a run that already ended are dropped
+            route(msg)
 
     def _slots(self, client: Any) -> int:
         """Worker threads in the cluster (batches are cut so that each has work)."""

@@ -3,7 +3,9 @@
 Each Dask task runs one unit (a fused chain, see :mod:`..fusion`) or a batch of sibling
 units; wide fan-ins read their inputs through a tree of small gather tasks. Keys are unique
 per run: a unit's key is its last job's :attr:`~..job.Job.dask_key`, a batch's that of its
-first unit. Workers report events through a per-process :class:`Outbox`.
+first unit. Workers report events through a per-process :class:`Outbox`, on one topic for
+every run (:data:`TOPIC`; each message names its run), so a run leaves no topic behind on
+the scheduler.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ from ..job import Job, NodeValue, TaskFailed
 from ..worker import execute_job
 from .base import results_or_errors
 
+#: the event topic every run's workers publish on
+TOPIC = "glasspane-events"
+#: most events in one message (the scheduler keeps its last messages per topic)
+EVENTS_PER_MESSAGE = 200
+
 #: (position among the task's distinct inputs, index inside a batch's result or None)
 Pick = tuple[int, "int | None"]
 
 
-def task_graph(
-    batches: Sequence[list[Unit]], topic: str, run_id: str
-) -> tuple[dict[Any, Any], list[Any], Any]:
+def task_graph(batches: Sequence[list[Unit]], run_id: str) -> tuple[dict[Any, Any], list[Any], Any]:
     """The run as one Dask graph.
 
     Returns the graph, the key of each batch (in order) and per-key resources for
@@ -64,7 +69,7 @@ def task_graph(
                 for job in unit.jobs:
                     where[job.node_id] = (key, index)
         jobs = [unit.jobs for unit in batch]
-        dsk[key] = Task(key, run_batch, jobs, topic, tuple(picks), *parts)
+        dsk[key] = Task(key, run_batch, jobs, run_id, tuple(picks), *parts)
         keys.append(key)
         if head.task.options.resources:
             resources[key] = dict(head.task.options.resources)
@@ -73,7 +78,7 @@ def task_graph(
     return dsk, keys, by_key
 
 
-def expression(dsk: dict[Any, Any], topic: str) -> Any:
+def expression(dsk: dict[Any, Any], run_id: str) -> Any:
     """The graph as Dask's expression with a token of its own: keys are unique per run, and
     without one Dask tokenizes (pickles) every job to name the graph."""
     import uuid
@@ -81,7 +86,7 @@ def expression(dsk: dict[Any, Any], topic: str) -> Any:
     try:
         from dask._expr import LLGExpr
 
-        return LLGExpr(dsk, _determ_token=f"{topic}-{uuid.uuid4().hex}")
+        return LLGExpr(dsk, _determ_token=f"glasspane-{run_id}-{uuid.uuid4().hex}")
     except (ImportError, TypeError):  # a Dask without expressions takes the plain dict
         return dsk
 
@@ -102,7 +107,7 @@ def _flatten(parts: Sequence[Any]) -> list[Any]:
 
 
 def run_batch(
-    units: list[list[Job]], topic: str, picks: tuple[Pick, ...], *parts: Any
+    units: list[list[Job]], run_id: str, picks: tuple[Pick, ...], *parts: Any
 ) -> NodeValue | tuple[NodeValue | TaskFailed, ...]:
     """Runs on a Dask worker: each unit's jobs in order, through the shared wrapper.
 
@@ -117,14 +122,16 @@ def run_batch(
     outbox = _outbox(worker)
 
     def emit(event: dict[str, Any]) -> None:
-        outbox.put(topic, event)
+        outbox.put(run_id, event)
 
     def spawn(children: list[Job], deps: Mapping[str, NodeValue]) -> list[Any]:
         from distributed import worker_client
 
         with worker_client() as client:
             futures = [
-                client.submit(_dask_child, child, topic, dict(deps), key=child.dask_key, pure=False)
+                client.submit(
+                    _dask_child, child, run_id, dict(deps), key=child.dask_key, pure=False
+                )
                 for child in children
             ]
             return results_or_errors(futures)
@@ -158,11 +165,11 @@ def run_batch(
     return tuple(out)
 
 
-def _dask_child(job: Job, topic: str, deps: dict[str, NodeValue]) -> NodeValue:
+def _dask_child(job: Job, run_id: str, deps: dict[str, NodeValue]) -> NodeValue:
     from distributed import get_worker
 
     outbox = _outbox(get_worker())
-    return execute_job(job, deps, lambda event: outbox.put(topic, event))
+    return execute_job(job, deps, lambda event: outbox.put(run_id, event))
 
 
 #: seconds a worker lets events accumulate after sending a batch
@@ -183,9 +190,9 @@ class Outbox:
         self._pending: dict[str, list[dict[str, Any]]] = {}
         threading.Thread(target=self._loop, name="glasspane-events", daemon=True).start()
 
-    def put(self, topic: str, event: dict[str, Any]) -> None:
+    def put(self, run_id: str, event: dict[str, Any]) -> None:
         with self._cond:
-            self._pending.setdefault(topic, []).append(event)
+            self._pending.setdefault(run_id, []).append(event)
             self._cond.notify()
 
     def _loop(self) -> None:
@@ -194,11 +201,17 @@ class Outbox:
                 while not self._pending:
                     self._cond.wait()
                 pending, self._pending = self._pending, {}
-            for topic, events in pending.items():
-                try:
-                    self._worker.log_event(topic, {"kind": "batch", "events": events})
-                except Exception:  # noqa: BLE001 - a closing worker; the driver times out
-                    pass
+            for run_id, events in pending.items():
+                for start in range(0, len(events), EVENTS_PER_MESSAGE):
+                    message = {
+                        "kind": "batch",
+                        "run": run_id,
+                        "events": events[start : start + EVENTS_PER_MESSAGE],
+                    }
+                    try:
+                        self._worker.log_event(TOPIC, message)
+                    except Exception:  # noqa: BLE001 - a closing worker; the driver times out
+                        pass
             time.sleep(EVENT_BATCH)
 
 
