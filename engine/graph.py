@@ -216,7 +216,8 @@ class Graph:
                 if arg == node.expand_arg:  # elements of the list, known at run time
                     continue
                 expected = hints.get(arg)
-                if not isinstance(expected, type) or expected is object:
+                # (typing.Any is a class on Python 3.11+: it accepts anything, as object does)
+                if not isinstance(expected, type) or expected is object or expected is Any:
                     continue
                 for ref in refs:
                     if node.args[arg] is not ref:  # nested in a container: not checked

@@ -364,6 +364,18 @@ def test_unannotated_and_generic_edges_are_not_checked() -> None:
     assert len(loose.compile()) == 5
 
 
+def test_an_argument_annotated_any_takes_any_output() -> None:
+    @task
+    def show(value: Any) -> str:
+        return str(value)
+
+    @pipeline
+    def shown():
+        return show(double(3)), show(name_of(1))
+
+    assert len(shown.compile()) == 4
+
+
 def test_refs_in_plain_containers_and_namedtuples_compile() -> None:
     pair = collections.namedtuple("pair", "rows test")
 
