@@ -121,8 +121,8 @@ def make_pipeline(kind: str, size: Any) -> Any:
     @pipeline
     def wide(salt: str):
         row = source_t.map(salt, j=list(range(width)))
-        for _ in range(1, layers):
-            row = [join_t(row[j], row[(j + 1) % width], j) for j in range(width)]
+        for k in range(1, layers):  # k * width + j: no two tasks share their inputs
+            row = [join_t(row[j], row[(j + 1) % width], k * width + j) for j in range(width)]
         return row[0]
 
     return wide
@@ -144,9 +144,9 @@ def raw_futures(client: Any, kind: str, size: Any) -> None:
     else:
         layers, width = size
         row = [client.submit(source, s, j, pure=False) for j in range(width)]
-        for _ in range(1, layers):
+        for k in range(1, layers):
             row = [
-                client.submit(join, row[j], row[(j + 1) % width], j, pure=False)
+                client.submit(join, row[j], row[(j + 1) % width], k * width + j, pure=False)
                 for j in range(width)
             ]
         wait(row)
@@ -168,7 +168,12 @@ def dict_graph(kind: str, size: Any) -> tuple[dict[str, Any], list[str]]:
     dsk = {f"w-0-{j}": (source, s, j) for j in range(width)}
     for k in range(1, layers):
         for j in range(width):
-            dsk[f"w-{k}-{j}"] = (join, f"w-{k - 1}-{j}", f"w-{k - 1}-{(j + 1) % width}", j)
+            dsk[f"w-{k}-{j}"] = (
+                join,
+                f"w-{k - 1}-{j}",
+                f"w-{k - 1}-{(j + 1) % width}",
+                k * width + j,
+            )
     return dsk, [f"w-{layers - 1}-{j}" for j in range(width)]
 
 

@@ -9,6 +9,7 @@ dependency failed is never started; the run loop records it as ``upstream_failed
 from __future__ import annotations
 
 import concurrent.futures as cf
+import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,11 +83,27 @@ def run_queue(
     values: dict[str, NodeValue] = {}
     running: dict[cf.Future[NodeValue], str] = {}
     dead: set[str] = set()
+    # each future reports its own completion: waiting on all running futures at once would
+    # cost O(running) per completion, quadratic on a wide map
+    completed: queue.SimpleQueue[cf.Future[NodeValue]] = queue.SimpleQueue()
 
     def launch(node_id: str) -> None:
         job = by_id[node_id]
         deps = {d: values[d] for d in job.deps}
-        running[submit(execute_job, job, deps, emit, spawn)] = node_id
+        future = submit(execute_job, job, deps, emit, spawn)
+        running[future] = node_id
+        future.add_done_callback(completed.put)
+
+    def next_done() -> list[cf.Future[NodeValue]]:
+        try:
+            done = [completed.get(timeout=poll)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                done.append(completed.get_nowait())
+            except queue.Empty:
+                return done
 
     def skip_downstream(node_id: str) -> None:
         stack = list(dependents[node_id])
@@ -108,8 +125,7 @@ def run_queue(
                 future.cancel()
             result.cancelled = True
             break
-        done, _ = cf.wait(list(running), timeout=poll, return_when=cf.FIRST_COMPLETED)
-        for future in done:
+        for future in next_done():
             node_id = running.pop(future)
             job = by_id[node_id]
             try:
