@@ -314,3 +314,16 @@ def test_a_new_process_recalls_durations_from_earlier_runs() -> None:
     again = keyed_map.run(seed="h2", executor="dask")
     assert len(set(again.output)) < 40  # batched from the first run on
     assert DURATIONS.estimate(maybe_fail.identity) is not None
+
+
+@pytest.mark.dask
+def test_dask_runs_leave_no_event_topic_or_handler_behind() -> None:
+    from glasspane.execution.executors import make_executor
+
+    executor = make_executor("dask")
+    for i in range(3):
+        keyed_map.run(seed=f"t{i}", executor="dask", n=5)
+    client = executor.client
+    topics = [name for name in client.get_events() if name.startswith("glasspane")]
+    assert topics == ["glasspane-events"]  # one topic for every run, not one per run
+    assert executor._routes == {}  # no run's handler (and its recorder) outlives the run
