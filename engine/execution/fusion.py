@@ -133,11 +133,12 @@ DURATIONS = Durations()
 def batch_siblings(
     units: Sequence[Unit], keep: set[str], slots: int, durations: Durations = DURATIONS
 ) -> list[list[Unit]]:
-    """Group sibling units (same inputs, e.g. the elements of a map) into batches.
+    """Group sibling units into batches, each run as one executor task.
 
-    A batch runs as one executor task, its units one after another, each still cached,
-    retried and recorded on its own, and a failed unit does not stop its siblings.
-    ``slots`` is the number of worker threads.
+    Siblings are units whose inputs come from the same groups of units: the elements of a
+    map over one value, or a layer of tasks each reading some of the previous layer. A
+    batch runs its units one after another, each still cached, retried and recorded on its
+    own; a failed unit does not stop its siblings. ``slots`` is the number of worker threads.
 
     - Units whose every task is known to be short (``SHORT_UNIT``, from ``durations``) go
       in batches of about ``BATCH_TARGET`` seconds, never fewer than ``2 * slots`` of them.
@@ -147,32 +148,38 @@ def batch_siblings(
     - Units known to be long, holding a value in ``keep``, expanding a map or asking for
       resources stay on their own.
 
-    Batches come in topological order (a group sits where its first unit was).
+    Batches come in topological order: a group's batches sit where its first unit was, and
+    every group reads only groups made before it.
     """
-    out: list[list[Unit]] = []
-    groups: dict[tuple[str, ...], list[Unit]] = {}
-    estimates: dict[tuple[str, ...], float | None] = {}
+    groups: list[list[Unit]] = []
+    estimates: list[float | None] = []
+    by_inputs: dict[tuple[int, ...], int] = {}  # input groups -> the group of their siblings
+    group_of: dict[str, int] = {}  # node id -> its group
     for unit in units:
-        if not _batchable(unit, keep):
-            out.append([unit])
-            continue
         estimate = _estimate(unit, durations)
-        if estimate is not None and estimate >= SHORT_UNIT:
-            out.append([unit])
-            continue
-        deps = unit.head.deps
-        group = groups.get(deps)
-        if group is None:
-            group = groups[deps] = []
-            out.append(group)
-            estimates[deps] = estimate
-        group.append(unit)
-        known = estimates[deps]
-        estimates[deps] = None if estimate is None or known is None else max(known, estimate)
+        index: int | None = None
+        if _batchable(unit, keep) and (estimate is None or estimate < SHORT_UNIT):
+            inputs = tuple(sorted({group_of[dep] for dep in unit.head.deps}))
+            index = by_inputs.get(inputs)
+            if index is None:
+                index = by_inputs[inputs] = len(groups)
+                groups.append([])
+                estimates.append(estimate)
+            else:
+                known = estimates[index]
+                estimates[index] = (
+                    None if estimate is None or known is None else max(known, estimate)
+                )
+        else:
+            index = len(groups)
+            groups.append([])
+            estimates.append(None)
+        groups[index].append(unit)
+        for job in unit.jobs:
+            group_of[job.node_id] = index
     slots = max(slots, 1)
     batches: list[list[Unit]] = []
-    for group in out:
-        estimate = estimates.get(group[0].head.deps) if len(group) > 1 else None
+    for group, estimate in zip(groups, estimates):
         if len(group) == 1:
             size = 1
         elif estimate is None:

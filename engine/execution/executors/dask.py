@@ -147,12 +147,17 @@ class DaskExecutor:
         client = self.client
         run_id = jobs[0].run_id
         finished: dict[str, str] = {}  # node -> state of its task_finished event
+        unit_skipped: set[str] = set()  # first nodes of batched units whose input failed
         identity = {job.node_id: job.task.identity for job in jobs}
         lock = threading.Lock()
         ledger = AttemptLedger()
 
         def handler(msg: dict[str, Any]) -> None:
             for one in msg["events"]:
+                if one.get("kind") == "unit_skipped":  # for this executor, not the record
+                    with lock:
+                        unit_skipped.add(one["node"])
+                    continue
                 if one.get("kind") == "task_finished" and one.get("parent") is None:
                     with lock:
                         finished[one["node"]] = one["state"]
@@ -191,7 +196,7 @@ class DaskExecutor:
             deadline = time.monotonic() + _EVENT_GRACE
             while reports and time.monotonic() < deadline:
                 with lock:
-                    reports = [r for r in reports if not r.complete(finished)]
+                    reports = [r for r in reports if not r.complete(finished, unit_skipped)]
                 if reports:
                     time.sleep(0.005)
             return result
@@ -276,7 +281,9 @@ class _Reports:
         self.nodes = nodes
         self.next = 0
 
-    def complete(self, finished: Mapping[str, str]) -> bool:
+    def complete(self, finished: Mapping[str, str], skipped: set[str]) -> bool:
+        if self.next == 0 and self.nodes[0] in skipped:  # its input failed: it never ran
+            return True
         while self.next < len(self.nodes):
             state = finished.get(self.nodes[self.next])
             if state is None:

@@ -46,10 +46,13 @@ def task_graph(batches: Sequence[list[Unit]], run_id: str) -> tuple[dict[Any, An
     for batch in batches:
         head = batch[0].head
         inputs: dict[Any, int] = {}  # distinct input keys, in first-use order
-        picks: list[Pick] = []
-        for dep in head.deps:
-            key, index = where[dep]
-            picks.append((inputs.setdefault(key, len(inputs)), index))
+        picks: list[tuple[Pick, ...]] = []  # per unit: where each of its inputs is
+        for unit in batch:
+            unit_picks = []
+            for dep in unit.head.deps:
+                key, index = where[dep]
+                unit_picks.append((inputs.setdefault(key, len(inputs)), index))
+            picks.append(tuple(unit_picks))
         parts: list[Any] = [TaskRef(key) for key in inputs]
         for level in gather_tree(len(parts)):
             gathered = []
@@ -107,14 +110,15 @@ def _flatten(parts: Sequence[Any]) -> list[Any]:
 
 
 def run_batch(
-    units: list[list[Job]], run_id: str, picks: tuple[Pick, ...], *parts: Any
+    units: list[list[Job]], run_id: str, picks: tuple[tuple[Pick, ...], ...], *parts: Any
 ) -> NodeValue | tuple[NodeValue | TaskFailed, ...]:
     """Runs on a Dask worker: each unit's jobs in order, through the shared wrapper.
 
     A unit on its own returns its last value, or raises :class:`TaskFailed` (after the job
     reported), which Dask hands to its dependents. A batch returns one entry per unit, a
     value or the :class:`TaskFailed` that ended it, so one failed unit does not fail its
-    siblings; a dependent that picks a failed entry raises it without running.
+    siblings. A unit that picks a failed input does not run: on its own it raises that
+    failure; in a batch it gets it as its entry and the driver is told (``unit_skipped``).
     """
     from distributed import get_worker
 
@@ -137,16 +141,17 @@ def run_batch(
             return results_or_errors(futures)
 
     flat = _flatten(parts)
-    values = []
-    for position, index in picks:
-        value = flat[position] if index is None else flat[position][index]
-        if isinstance(value, TaskFailed):  # an upstream unit of a batch failed
-            raise value
-        values.append(value)
-    inputs = dict(zip(units[0][0].deps, values))
 
-    def run_unit(jobs: list[Job]) -> NodeValue:
-        deps = inputs
+    def inputs_of(jobs: list[Job], unit_picks: tuple[Pick, ...]) -> dict[str, NodeValue]:
+        values = []
+        for position, index in unit_picks:
+            value = flat[position] if index is None else flat[position][index]
+            if isinstance(value, TaskFailed):  # an upstream unit of a batch failed
+                raise value
+            values.append(value)
+        return dict(zip(jobs[0].deps, values))
+
+    def run_unit(jobs: list[Job], deps: dict[str, NodeValue]) -> NodeValue:
         value: NodeValue | None = None
         for job in jobs:
             value = execute_job(job, deps, emit, spawn if job.expand_arg is not None else None)
@@ -155,11 +160,17 @@ def run_batch(
         return value
 
     if len(units) == 1:
-        return run_unit(units[0])
+        return run_unit(units[0], inputs_of(units[0], picks[0]))
     out: list[NodeValue | TaskFailed] = []
-    for jobs in units:
+    for jobs, unit_picks in zip(units, picks):
         try:
-            out.append(run_unit(jobs))
+            deps = inputs_of(jobs, unit_picks)
+        except TaskFailed as failed:
+            emit({"kind": "unit_skipped", "node": jobs[0].node_id})
+            out.append(failed)
+            continue
+        try:
+            out.append(run_unit(jobs, deps))
         except TaskFailed as failed:
             out.append(failed)
     return tuple(out)

@@ -327,3 +327,68 @@ def test_dask_runs_leave_no_event_topic_or_handler_behind() -> None:
     topics = [name for name in client.get_events() if name.startswith("glasspane")]
     assert topics == ["glasspane-events"]  # one topic for every run, not one per run
     assert executor._routes == {}  # no run's handler (and its recorder) outlives the run
+
+
+@task
+def wjoin(a: str, b: str, i: int, fail_at: int, calls: str) -> str:
+    from distributed import get_worker
+
+    if i == fail_at:
+        raise RuntimeError(f"task {i} fails")
+    Path(calls, str(i)).write_text(str(get_worker().get_current_task()))
+    return f"{a[:4]}{b[:4]}{i}"
+
+
+@pipeline
+def layered(seed: str, calls: str, fail_at: int = -1, layers: int = 4, width: int = 8):
+    row = leaf.map(seed, i=list(range(width)))
+    for k in range(1, layers):
+        row = [
+            wjoin(row[j], row[(j + 1) % width], k * width + j, fail_at, calls) for j in range(width)
+        ]
+    return row[0]
+
+
+def join_node(k: int, j: int, width: int = 8) -> str:
+    call = (k - 1) * width + j + 1
+    return "wjoin" if call == 1 else f"wjoin_{call}"
+
+
+def test_a_layer_reading_the_layer_before_is_one_group() -> None:
+    graph = layered.compile(seed="s", calls="/nowhere")
+    store = artifact_store(str(Path(os.environ["GLASSPANE_HOME"]) / "artifacts"))
+    units = fuse_chains(plan_run(graph, "r", store).jobs, {join_node(3, 0)})
+    durations = Durations()
+    durations.observe(leaf.identity, 0.001)
+    durations.observe(wjoin.identity, 0.001)
+    batches = batch_siblings(units, {join_node(3, 0)}, slots=2, durations=durations)
+    nodes = [[u.node_ids[0] for u in batch] for batch in batches]
+    # every layer in batches of 2 (at least 2 per worker thread); the wanted node alone
+    assert nodes[:4] == [["leaf[0]", "leaf[1]"], ["leaf[2]", "leaf[3]"], ["leaf[4]", "leaf[5]"],
+                         ["leaf[6]", "leaf[7]"]]  # fmt: skip
+    assert nodes[4] == [join_node(1, 0), join_node(1, 1)]
+    assert [join_node(3, 0)] in nodes
+    assert sum(len(b) for b in nodes) == 32
+
+
+@pytest.mark.dask
+def test_on_dask_a_failure_in_a_batched_layer_skips_only_its_readers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from glasspane.execution.executors import dask as dask_executor
+
+    # a unit that never runs must be known at once: waiting for its events would hang
+    monkeypatch.setattr(dask_executor, "_EVENT_GRACE", 10_000.0)
+    layered.run(seed="l1", calls=str(tmp_path), executor="dask")  # learns the durations
+    calls = tmp_path / "second"
+    calls.mkdir()
+    result = layered.run(
+        seed="l2", calls=str(calls), fail_at=8 + 3, executor="dask", raise_on_failure=False
+    )
+    states = {t.node: t.state for t in result.tasks}
+    bad = {join_node(1, 3): FAILED}
+    bad.update({join_node(2, j): UPSTREAM_FAILED for j in (2, 3)})
+    bad.update({join_node(3, j): UPSTREAM_FAILED for j in (1, 2, 3)})
+    assert {n: s for n, s in states.items() if s != SUCCEEDED} == bad
+    keys = [p.read_text() for p in calls.iterdir()]
+    assert len(keys) == 24 - len(bad) and len(set(keys)) < len(keys)  # batches ran
