@@ -217,7 +217,8 @@ class DaskExecutor:
 
     def _dispatch(self, event: Any) -> None:
         msg = event[1] if isinstance(event, tuple) else event
-        route = self._routes.get(msg.get("run")) if isinstance(msg, dict) else None
+        run_id = msg.get("run") if isinstance(msg, dict) else None
+        route = self._routes.get(run_id) if isinstance(run_id, str) else None
         if route is not None:  # events of a run that already ended are dropped
             route(msg)
 
