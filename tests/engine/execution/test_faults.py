@@ -159,6 +159,75 @@ def test_killed_worker_task_is_rescheduled_and_its_attempts_recorded(
     assert Path(stored["uri"]).is_file()
 
 
+@task
+def element(i: int, calls: str, slow: int) -> int:
+    from distributed import get_worker
+
+    if i in (0, slow):  # which Dask task ran it
+        Path(f"{calls}.key{i}").write_text(str(get_worker().get_current_task()))
+    if i == slow:
+        path = Path(calls)
+        with path.open("a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        if len(path.read_text().split()) == 1:
+            time.sleep(60)  # the test kills this worker mid-batch
+    return 2 * i
+
+
+@task
+def gather_all(values: list[int]) -> list[int]:
+    return values
+
+
+@pipeline
+def batched_map(calls: str, slow: int = -1, n: int = 40):
+    return gather_all(element.map(i=list(range(n)), calls=calls, slow=slow))
+
+
+@pytest.mark.dask
+def test_killed_worker_mid_batch_loses_no_element(tmp_path: Path, glasspane_home: Path) -> None:
+    from distributed import LocalCluster
+
+    calls = tmp_path / "slow-calls"
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=50,
+    ) as cluster:
+        address = cluster.scheduler_address
+        batched_map.run(calls=str(calls), executor=address)  # learns: the elements are short
+        killed: list[int] = []
+
+        def killer() -> None:
+            [pid] = wait_for(lambda: lines(calls), 60, "element 7 to start")
+            killed.append(int(pid))
+            time.sleep(0.3)  # let the worker's events reach the driver
+            os.kill(int(pid), signal.SIGKILL)
+
+        thread = threading.Thread(target=killer, daemon=True)
+        thread.start()
+        result = batched_map.run(calls=str(calls), slow=7, executor=address)
+        thread.join(timeout=5)
+
+    assert result.state == SUCCEEDED and result.output == [2 * i for i in range(40)]
+    pids = [int(p) for p in lines(calls)]
+    assert len(pids) == 2 and pids[0] == killed[0] and pids[1] != pids[0]
+    run = glasspane.get_run(result.run_id)
+    assert all(t["state"] == SUCCEEDED for t in run["tasks"]) and len(run["tasks"]) == 41
+    with sqlite3.connect(glasspane_home / "glasspane.db") as db:
+        attempts = db.execute(
+            "SELECT a.attempt, a.state FROM attempts a JOIN task_runs t ON t.id = a.task_run_id "
+            "WHERE t.run_id = ? AND t.node_id = ? ORDER BY a.attempt",
+            (result.run_id, "element[7]"),
+        ).fetchall()
+    assert attempts == [(1, CRASHED), (2, SUCCEEDED)]
+    # element 7 ran in a batch with element 0, which Dask ran again on the other worker
+    assert Path(f"{calls}.key0").read_text() == Path(f"{calls}.key7").read_text()
+
+
 # ---- b. the driver is SIGKILLed: crash sweep, retry, and a live run never swept ----------
 
 DRIVER_FILE = textwrap.dedent(
