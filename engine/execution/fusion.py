@@ -157,7 +157,6 @@ def batch_siblings(
     group_of: dict[str, int] = {}  # node id -> its group
     for unit in units:
         estimate = _estimate(unit, durations)
-        index: int | None = None
         if _batchable(unit, keep) and (estimate is None or estimate < SHORT_UNIT):
             inputs = tuple(sorted({group_of[dep] for dep in unit.head.deps}))
             index = by_inputs.get(inputs)

@@ -87,8 +87,9 @@ class Job:
         # The task (a function, often pickled by value, plus its options) is the bulk of a
         # job; it is serialized once per task definition, not once per job.
         # (arguments may be a read-only mapping view, which plain pickle cannot take)
-        fields = tuple(getattr(self, name) for name in _JOB_FIELDS)
-        fields = (fields[0], fields[1], dict(self.args), *fields[3:])
+        fields = tuple(
+            dict(self.args) if name == "args" else getattr(self, name) for name in _JOB_FIELDS
+        )
         return (_rebuild_job, (task_blob(self.task), *fields))
 
 

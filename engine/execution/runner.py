@@ -28,7 +28,7 @@ from ..types import (
     UPSTREAM_FAILED,
     ArtifactInfo,
 )
-from .executors.base import Execution, Executor
+from .executors.base import Execution, Executor, drain
 from .fusion import DURATIONS
 from .outcomes import task_finished
 from .planner import Plan, plan_run
@@ -103,17 +103,15 @@ class Recorder:
         """
         batch: list[Any] = [self.queue.get()]
         deadline = time.monotonic() + BATCH_WINDOW
-        while not any(e is None or e["kind"] == "_flush" for e in batch[-1:]):
+        while batch[-1] is not None and batch[-1]["kind"] != "_flush":
             left = deadline - time.monotonic()
+            if left <= 0:
+                break
             try:
-                batch.append(self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait())
+                batch.append(self.queue.get(timeout=left))
             except queue.Empty:
-                return batch
-        while True:
-            try:
-                batch.append(self.queue.get_nowait())
-            except queue.Empty:
-                return batch
+                break
+        return batch + drain(self.queue)
 
     def close(self) -> None:
         self.queue.put(None)

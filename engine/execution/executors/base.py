@@ -58,6 +58,16 @@ def results_or_errors(futures: Sequence[Any]) -> list[Any]:
     return out
 
 
+def drain(source: queue.SimpleQueue[Any]) -> list[Any]:
+    """Everything ``source`` holds now, without waiting."""
+    items = []
+    while True:
+        try:
+            items.append(source.get_nowait())
+        except queue.Empty:
+            return items
+
+
 def run_queue(
     jobs: Sequence[Job],
     emit: Emit,
@@ -96,14 +106,10 @@ def run_queue(
 
     def next_done() -> list[cf.Future[NodeValue]]:
         try:
-            done = [completed.get(timeout=poll)]
+            first = completed.get(timeout=poll)
         except queue.Empty:
             return []
-        while True:
-            try:
-                done.append(completed.get_nowait())
-            except queue.Empty:
-                return done
+        return [first, *drain(completed)]
 
     def skip_downstream(node_id: str) -> None:
         stack = list(dependents[node_id])

@@ -44,7 +44,6 @@ def task_graph(batches: Sequence[list[Unit]], run_id: str) -> tuple[dict[Any, An
     gather_name = f"glasspane-gather-{run_id}"
     n_gathers = 0
     for batch in batches:
-        head = batch[0].head
         inputs: dict[Any, int] = {}  # distinct input keys, in first-use order
         picks: list[tuple[Pick, ...]] = []  # per unit: where each of its inputs is
         for unit in batch:
@@ -62,20 +61,15 @@ def task_graph(batches: Sequence[list[Unit]], run_id: str) -> tuple[dict[Any, An
                 dsk[gkey] = Task(gkey, gather, *parts[start:stop])
                 gathered.append(TaskRef(gkey))
             parts = gathered
-        if len(batch) == 1:
-            key = batch[0].tail.dask_key
-            for job in batch[0].jobs:
-                where[job.node_id] = (key, None)
-        else:
-            key = batch[0].tail.dask_key
-            for index, unit in enumerate(batch):
-                for job in unit.jobs:
-                    where[job.node_id] = (key, index)
+        key = batch[0].tail.dask_key
+        for index, unit in enumerate(batch):
+            for job in unit.jobs:  # a unit on its own returns its value, a batch a tuple
+                where[job.node_id] = (key, index if len(batch) > 1 else None)
         jobs = [unit.jobs for unit in batch]
         dsk[key] = Task(key, run_batch, jobs, run_id, tuple(picks), *parts)
         keys.append(key)
-        if head.task.options.resources:
-            resources[key] = dict(head.task.options.resources)
+        if batch[0].head.task.options.resources:
+            resources[key] = dict(batch[0].head.task.options.resources)
     # annotations are evaluated per key on the scheduler: no glasspane import needed there
     by_key = (lambda key, _r=resources: _r.get(key, {})) if resources else None
     return dsk, keys, by_key
