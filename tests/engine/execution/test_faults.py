@@ -89,6 +89,36 @@ def cli_json(cmd: list[str], *args: str, cwd: Path, env: dict[str, str]) -> Any:
 # ---- a. a Dask worker is SIGKILLed while it runs a task -----------------------------------
 
 
+def two_worker_cluster() -> Any:
+    """A LocalCluster of two worker processes on loopback, for a test to kill one of."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=50,
+    )
+
+
+def kill_when_started(calls: Path, what: str) -> tuple[threading.Thread, list[int]]:
+    """SIGKILL the worker whose pid a task writes to ``calls``; returns the thread and the
+    killed pid (once known)."""
+    killed: list[int] = []
+
+    def killer() -> None:
+        [pid] = wait_for(lambda: lines(calls), 60, f"{what} to start")
+        killed.append(int(pid))
+        time.sleep(0.3)  # let the worker's task_started event reach the driver
+        os.kill(int(pid), signal.SIGKILL)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    return thread, killed
+
+
 @task(cache=False)
 def victim(calls: str) -> int:
     path = Path(calls)
@@ -113,27 +143,9 @@ def survives_a_worker(calls: str):
 def test_killed_worker_task_is_rescheduled_and_its_attempts_recorded(
     tmp_path: Path, glasspane_home: Path
 ) -> None:
-    from distributed import LocalCluster
-
     calls = tmp_path / "victim-calls"
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=50,
-    ) as cluster:
-        killed: list[int] = []
-
-        def killer() -> None:
-            [pid] = wait_for(lambda: lines(calls), 60, "the task to start")
-            killed.append(int(pid))
-            time.sleep(0.3)  # let the worker's task_started event reach the driver
-            os.kill(int(pid), signal.SIGKILL)
-
-        thread = threading.Thread(target=killer, daemon=True)
-        thread.start()
+    with two_worker_cluster() as cluster:
+        thread, killed = kill_when_started(calls, "the task")
         result = survives_a_worker.run(calls=str(calls), executor=cluster.scheduler_address)
         thread.join(timeout=5)
 
@@ -186,29 +198,11 @@ def batched_map(calls: str, slow: int = -1, n: int = 40):
 
 @pytest.mark.dask
 def test_killed_worker_mid_batch_loses_no_element(tmp_path: Path, glasspane_home: Path) -> None:
-    from distributed import LocalCluster
-
     calls = tmp_path / "slow-calls"
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=50,
-    ) as cluster:
+    with two_worker_cluster() as cluster:
         address = cluster.scheduler_address
         batched_map.run(calls=str(calls), executor=address)  # learns: the elements are short
-        killed: list[int] = []
-
-        def killer() -> None:
-            [pid] = wait_for(lambda: lines(calls), 60, "element 7 to start")
-            killed.append(int(pid))
-            time.sleep(0.3)  # let the worker's events reach the driver
-            os.kill(int(pid), signal.SIGKILL)
-
-        thread = threading.Thread(target=killer, daemon=True)
-        thread.start()
+        thread, killed = kill_when_started(calls, "element 7")
         result = batched_map.run(calls=str(calls), slow=7, executor=address)
         thread.join(timeout=5)
 
