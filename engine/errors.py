@@ -61,6 +61,12 @@ class NotFound(GlasspaneError, LookupError):
     """A run, node or pipeline asked for by id does not exist."""
 
 
+class GlasspaneWarning(UserWarning):
+    """Something glasspane will do differently from what the code asks (for example,
+    ``resources=`` ignored by an executor without resources); the CLI prints it as one
+    ``glasspane: warning: ...`` line."""
+
+
 class RunFailed(GlasspaneError, RuntimeError):
     """A run ended in a state other than ``succeeded``; ``result`` holds the full RunResult."""
 
