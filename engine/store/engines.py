@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,8 +162,6 @@ def sqlite_engine(
         f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}",
         "PRAGMA synchronous=NORMAL",
     ]
-    if path is not None:
-        pragmas.insert(1, "PRAGMA journal_mode=WAL")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -169,7 +169,10 @@ def sqlite_engine(
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            for pragma in pragmas:
+            cursor.execute(pragmas[0])
+            if path is not None:
+                set_wal(cursor)
+            for pragma in pragmas[1:]:
                 cursor.execute(pragma)
         finally:
             cursor.close()
@@ -179,6 +182,29 @@ def sqlite_engine(
         connection.exec_driver_sql(connection.get_execution_options().get(BEGIN_OPTION, begin))
 
     return engine
+
+
+def set_wal(cursor: Any, timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
+    """Put the database of ``cursor`` in WAL mode, waiting up to ``timeout`` for the lock.
+
+    On a new, empty file the switch writes the database header: SQLite takes a read lock,
+    then upgrades it to a write lock, and for that upgrade it never calls the busy handler
+    (two readers waiting for each other would deadlock). So while another connection holds
+    the write lock (another process creating the same database), the pragma fails at once
+    with "database is locked" instead of waiting ``busy_timeout``. The failed statement has
+    released its locks, so trying again until ``timeout`` is the wait SQLite skipped.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2 * delay, 0.1)
 
 
 def open_engines(url: str) -> Engines:

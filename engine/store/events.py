@@ -17,7 +17,8 @@ Invariants:
   event gives the producing node (``inputs[i]["source"]``) and that node has a task run in
   this run by then; otherwise it stays NULL and lineage falls back to content hashes.
 - Captured text (stdout, stderr, log tail, traceback, error) keeps at most its last
-  :data:`TEXT_LIMIT` bytes.
+  :data:`TEXT_LIMIT` bytes. A task run holds the text of all its attempts together; each
+  ``attempts`` row holds its own attempt's (see :func:`attempt_text`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,19 @@ def tail(text: str | None, limit: int = TEXT_LIMIT) -> str | None:
     marker = f"[... {len(data) - limit} bytes truncated ...]\n"
     kept = data[len(data) - limit + len(marker.encode()) :]
     return marker + kept.decode("utf-8", errors="ignore")
+
+
+def attempt_text(event: dict[str, Any], prefix: str) -> dict[str, str | None]:
+    """The captured text of one attempt, as ``attempts`` columns.
+
+    An ``attempt_finished`` event carries its attempt's ``stdout``, ``stderr`` and ``log_tail``
+    (``prefix=""``); a ``task_finished`` event carries the task run's text under those names
+    and the final attempt's own as ``attempt_stdout``... (``prefix="attempt_"``). Both carry
+    the attempt's ``traceback``. A missing field (an older worker) is NULL.
+    """
+    columns = {name: tail(event.get(prefix + name)) for name in ("stdout", "stderr", "log_tail")}
+    columns["traceback"] = tail(event.get("traceback"))
+    return columns
 
 
 def insert_id(conn: Connection, statement: Insert, row: dict[str, Any] | None = None) -> int:
@@ -313,6 +327,7 @@ class EventWriter:
             "state": event["state"],
             "ended_at": utc(event["ts"]),
             "error": tail(event.get("error")),
+            **attempt_text(event, ""),
         }
         attempt_id = self.attempt_ids.get((task_run_id, attempt))
         if attempt_id is None:
@@ -403,6 +418,7 @@ class EventWriter:
             "state": event["state"],
             "ended_at": utc(event["ended"]),
             "error": tail(event.get("error")),
+            **attempt_text(event, "attempt_"),
         }
         attempt_id = self.attempt_ids.get((task_run_id, attempt))
         if attempt_id is not None:

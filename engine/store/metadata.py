@@ -27,13 +27,13 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from ..errors import ConfigError
+from ..errors import GlasspaneError
 from ..types import STATES, ArtifactInfo
 from . import lifecycle, queries
 from .engines import describe, mask_url, open_engines, open_error
 from .events import EventWriter, check_events, require_run
 from .lineage import LineageWalk
-from .migrate import upgrade
+from .migrate import current_revision, missing_database, require_file, upgrade
 from .models import RUN_ID_LENGTH
 
 T = TypeVar("T")
@@ -62,18 +62,26 @@ class MetadataStore:
         url: a SQLAlchemy URL: ``sqlite:////abs/path/glasspane.db`` (the default under
             ``GLASSPANE_HOME``; its directory is created on demand) or
             ``postgresql://user@host/db`` for a team.
+        create: create the database (a SQLite file and its directory) and its tables when
+            they do not exist yet. Readers pass False, so a mistyped URL creates nothing.
 
     Raises:
         ConfigError: the URL cannot be parsed or the database cannot be opened or migrated.
+        NotFound: ``create`` is False and there is no glasspane database at ``url`` (no
+            SQLite file, or a database without glasspane's tables).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
         self.url = url
+        if not create:
+            require_file(url)
         self._engines = open_engines(url)
         try:
+            if not create and current_revision(self._engines.read) is None:
+                raise missing_database(url)
             # An in-memory database exists only on the store's own connection.
             upgrade(url, engine=self._engines.write if self._engines.in_memory else None)
-        except ConfigError:
+        except GlasspaneError:
             self._engines.dispose()
             raise
         except Exception as exc:
@@ -313,6 +321,25 @@ class MetadataStore:
         """
         with self._read() as conn:
             return queries.metrics(conn, run_id)
+
+    def attempts(self, run_id: str, node_id: str) -> list[dict]:
+        """Every attempt of one task run, in order, with the text each captured.
+
+        Each is ``{"attempt", "state", "started_at", "ended_at"`` (ISO 8601, UTC),
+        ``"duration"`` (seconds or None), ``"error", "stdout", "stderr", "log_tail",
+        "traceback"}``; the text is that attempt's own (None for attempts recorded before
+        glasspane kept it). A task run served from the cache has no attempts.
+
+        Args:
+            run_id: the run's id or a unique prefix of it.
+            node_id: the node whose task run it is.
+
+        Raises:
+            NotFound: the run does not exist, or has no such node (the message names its
+                nodes).
+        """
+        with self._read() as conn:
+            return queries.attempts(conn, run_id, node_id)
 
     def lineage(
         self,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NotFound
 from .engines import (
     BEGIN_OPTION,
     describe,
@@ -41,7 +41,7 @@ from .engines import (
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0001"
+HEAD = "0002"
 """The newest migration revision; bump it with every new file in ``migrations/versions``."""
 
 LOCK_TIMEOUT = 600.0
@@ -94,6 +94,28 @@ def upgrade(url: str, *, engine: Engine | None = None) -> None:
             ) from exc
     finally:
         engine.dispose()
+
+
+def missing_database(url: str) -> NotFound:
+    """The error for a reader that finds no glasspane database at ``url``."""
+    parsed = parse_url(url)
+    path = sqlite_path(parsed) if is_sqlite(parsed) else None
+    where = str(path) if path is not None else f"`{mask_url(url)}`"
+    return NotFound(
+        f"no glasspane database exists at {where}; run a pipeline first (that creates it), "
+        "or point GLASSPANE_DATABASE_URL or GLASSPANE_HOME at the database you mean"
+    )
+
+
+def require_file(url: str) -> None:
+    """Raise :func:`missing_database` when ``url`` is a SQLite file that does not exist.
+
+    Checked before any engine is made: opening one would create the file and its directory.
+    """
+    parsed = parse_url(url)
+    path = sqlite_path(parsed) if is_sqlite(parsed) else None
+    if path is not None and not path.is_file():
+        raise missing_database(url)
 
 
 def current_revision(engine: Engine) -> str | None:

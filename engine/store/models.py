@@ -160,7 +160,11 @@ class TaskRunRow(Base):
 
 
 class AttemptRow(Base):
-    """One attempt of a task run (retries add rows)."""
+    """One attempt of a task run (retries add rows), with the text that attempt captured.
+
+    ``stdout``, ``stderr``, ``log_tail`` and ``traceback`` are this attempt's own (the task
+    run holds all attempts' text together); NULL for rows recorded before they existed.
+    """
 
     __tablename__ = "attempts"
     __table_args__ = (UniqueConstraint("task_run_id", "attempt"),)
@@ -172,6 +176,10 @@ class AttemptRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+    stdout: Mapped[str | None] = mapped_column(Text)
+    stderr: Mapped[str | None] = mapped_column(Text)
+    log_tail: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
 
 
 class ArtifactRow(Base):

@@ -16,7 +16,15 @@ from sqlalchemy import Connection, Row, case, func, select
 from ..errors import NotFound
 from ..types import FAILED, SUCCEEDED, TIMED_OUT, ArtifactInfo
 from .events import chunks
-from .models import ArtifactRow, LineageEdgeRow, MetricRow, PipelineVersionRow, RunRow, TaskRunRow
+from .models import (
+    ArtifactRow,
+    AttemptRow,
+    LineageEdgeRow,
+    MetricRow,
+    PipelineVersionRow,
+    RunRow,
+    TaskRunRow,
+)
 
 MIN_PREFIX = 4
 _LIST_HINT = "list runs with `glasspane runs list`"
@@ -211,6 +219,52 @@ def task_detail(
         "metrics": metrics,
         "params": params,
     }
+
+
+def task_run_id(conn: Connection, run_id: str, node_id: str) -> int:
+    """The id of the task run of ``node_id`` in the run with the full id ``run_id``.
+
+    Raises:
+        NotFound: the run has no such node (the message names the nodes it has).
+    """
+    found = conn.execute(
+        select(TaskRunRow.id).where(TaskRunRow.run_id == run_id, TaskRunRow.node_id == node_id)
+    ).scalar()
+    if found is None:
+        nodes = sorted(
+            conn.execute(select(TaskRunRow.node_id).where(TaskRunRow.run_id == run_id)).scalars()
+        )
+        more = f" and {len(nodes) - 30} more" if len(nodes) > 30 else ""
+        raise NotFound(
+            f"run {run_id} has no node `{node_id}`; its nodes are: "
+            f"{', '.join(nodes[:30]) or 'none'}{more}"
+        )
+    return int(found)
+
+
+def attempts(conn: Connection, run_id: str, node_id: str) -> list[dict[str, Any]]:
+    """Every attempt of one task run, first first (see :meth:`MetadataStore.attempts`)."""
+    run_id = resolve_run_id(conn, run_id)
+    rows = conn.execute(
+        select(AttemptRow)
+        .where(AttemptRow.task_run_id == task_run_id(conn, run_id, node_id))
+        .order_by(AttemptRow.attempt)
+    )
+    return [
+        {
+            "attempt": row.attempt,
+            "state": row.state,
+            "started_at": iso(row.started_at),
+            "ended_at": iso(row.ended_at),
+            "duration": seconds(row.started_at, row.ended_at),
+            "error": row.error,
+            "stdout": row.stdout,
+            "stderr": row.stderr,
+            "log_tail": row.log_tail,
+            "traceback": row.traceback,
+        }
+        for row in rows
+    ]
 
 
 def artifact_edges(conn: Connection, run_id: str) -> dict[int, dict[str, list[dict[str, Any]]]]:

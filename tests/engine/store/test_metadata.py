@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, select, text, update
+from sqlalchemy import Engine, create_engine, func, inspect, select, text, update
 
 from glasspane.errors import ConfigError, NotFound
 from glasspane.store import MetadataStore
@@ -784,6 +784,43 @@ def test_sqlite_file_under_a_file_raises_config_error(tmp_path: Path) -> None:
         ConfigError, match=r"^cannot open metadata database `sqlite:///.*file/glass"
     ):
         MetadataStore(url)
+
+
+def test_a_reader_creates_no_database(tmp_path: Path) -> None:
+    path = tmp_path / "typo" / "glasspane.db"
+    with pytest.raises(NotFound) as info:
+        MetadataStore(f"sqlite:///{path}", create=False)
+    assert str(info.value) == (
+        f"no glasspane database exists at {path}; run a pipeline first (that creates it), "
+        "or point GLASSPANE_DATABASE_URL or GLASSPANE_HOME at the database you mean"
+    )
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_reader_opens_an_existing_database(db_url: str) -> None:
+    with MetadataStore(db_url) as writer:
+        new_run(writer, "run00001")
+    with MetadataStore(db_url, create=False) as reader:
+        assert [r["run_id"] for r in reader.list_runs()] == ["run00001"]
+
+
+def test_a_reader_refuses_a_database_without_glasspane_tables(db_url: str) -> None:
+    if db_url.startswith("sqlite"):
+        Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True)
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE unrelated (id INTEGER)"))
+    finally:
+        engine.dispose()
+    with pytest.raises(NotFound, match=r"^no glasspane database exists at "):
+        MetadataStore(db_url, create=False)
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert not inspect(conn).has_table("runs")
+    finally:
+        engine.dispose()
 
 
 def test_in_memory_sqlite() -> None:

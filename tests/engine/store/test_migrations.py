@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +17,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, make_url, text
 
 from glasspane.errors import ConfigError
 from glasspane.store import MetadataStore, upgrade
@@ -93,7 +97,7 @@ def test_database_newer_than_glasspane(db_url: str) -> None:
         engine.dispose()
     with pytest.raises(ConfigError) as info:
         MetadataStore(db_url)
-    assert "is at schema revision `9999`, newer than this glasspane knows (head `0001`); " in str(
+    assert "is at schema revision `9999`, newer than this glasspane knows (head `0002`); " in str(
         info.value
     )
     assert str(info.value).endswith(
@@ -133,3 +137,77 @@ def test_concurrent_first_upgrades_all_succeed(db_url: str) -> None:
             assert set(inspect(conn).get_table_names()) == TABLES
     finally:
         engine.dispose()
+
+
+def test_first_open_waits_while_another_connection_writes_the_new_file(tmp_path: Path) -> None:
+    # Switching a new, empty SQLite file to WAL writes its header; SQLite fails that at once
+    # with "database is locked" (no busy handler) while another connection holds the write
+    # lock, which is what made concurrent first upgrades fail now and then.
+    path = tmp_path / "fresh.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    releaser = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    releaser.start()
+    began = time.monotonic()
+    try:
+        upgrade(f"sqlite:///{path}")
+    finally:
+        releaser.join()
+        other.close()
+    assert time.monotonic() - began >= 0.4
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        assert current_revision(engine) == HEAD
+        with engine.connect() as conn:
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_from_0001_keeps_attempts_and_adds_their_text_columns(
+    db_url: str, is_sqlite: bool
+) -> None:
+    if is_sqlite:
+        Path(make_url(db_url).database or "").parent.mkdir(parents=True)
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0001")
+            conn.execute(
+                text("INSERT INTO pipelines (id, name, created_at) VALUES (1, 'p', '2024-01-01')")
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO pipeline_versions (id, pipeline_id, hash, graph_json, created_at)"
+                    " VALUES (1, 1, 'h', '{}', '2024-01-01')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO runs (id, pipeline_id, version_id, pipeline_name, params, state,"
+                    " trigger, executor, created_at) VALUES ('run00001', 1, 1, 'p', '{}',"
+                    " 'failed', 'manual', 'inline', '2024-01-01')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO task_runs (id, run_id, node_id, task_name, state, attempts,"
+                    " cached) VALUES (1, 'run00001', 'load', 'load', 'failed', 1, false)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO attempts (task_run_id, attempt, state, error)"
+                    " VALUES (1, 1, 'failed', 'boom')"
+                )
+            )
+    finally:
+        engine.dispose()
+    with MetadataStore(db_url) as store:
+        [attempt] = store.attempts("run00001", "load")
+    assert (attempt["state"], attempt["error"], attempt["stdout"], attempt["traceback"]) == (
+        "failed",
+        "boom",
+        None,
+        None,
+    )
