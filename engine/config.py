@@ -4,16 +4,21 @@ Read from environment variables (``GLASSPANE_*``), then from ``glasspane.toml`` 
 ``[tool.glasspane]`` in ``pyproject.toml`` in the working directory. Explicit arguments
 to :func:`load_settings` win over both. Nothing here touches the database or the disk
 beyond reading the config file.
+
+A config file is checked strictly: an unknown key is an error (naming the closest valid
+one), and a value must already have the field's type (``dask_workers = true`` is not a
+number; an integer is fine for a float). Unknown ``GLASSPANE_*`` variables are ignored.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError, describe_validation
@@ -38,6 +43,18 @@ class Settings(BaseSettings):
     #: a running run whose heartbeat is older than this is swept as crashed; well above
     #: cluster start-up plus several heartbeat intervals, so a live run is never swept
     crash_after: float = 120.0
+
+    #: field -> where its value came from, for messages (see :meth:`source`)
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def source(self, field: str) -> str:
+        """Where ``field``'s value came from: ``GLASSPANE_HOME``, ```home` in PATH``,
+        ``load_settings(home=...)`` or ``the default``."""
+        if field in self._sources:
+            return self._sources[field]
+        if f"GLASSPANE_{field.upper()}" in os.environ:
+            return f"GLASSPANE_{field.upper()}"
+        return "the default"
 
     @property
     def resolved_database_url(self) -> str:
@@ -81,14 +98,55 @@ def _file_settings(cwd: Path) -> tuple[dict[str, Any], Path | None]:
     return {}, None
 
 
+def _check_keys(keys: list[str], where: str) -> None:
+    valid = list(Settings.model_fields)
+    for key in keys:
+        if key in valid:
+            continue
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f"did you mean `{close[0]}`? " if close else ""
+        raise ConfigError(
+            f"unknown glasspane setting `{key}` {where}; {hint}valid settings: {', '.join(valid)}"
+        )
+
+
+def _check_file_values(values: dict[str, Any], path: Path | None) -> None:
+    """Reject TOML values of the wrong type, which pydantic's lax mode would convert."""
+    problems, sources = [], []
+    for key, value in values.items():
+        annotation: Any = Settings.model_fields[key].annotation
+        if annotation is Path:
+            annotation = str  # a path is a string in TOML
+        adapter: TypeAdapter[Any] = TypeAdapter(annotation, config=ConfigDict(strict=True))
+        try:
+            adapter.validate_python(value)
+        except ValidationError as exc:
+            reason = "; ".join(err["msg"] for err in exc.errors())
+            problems.append(f"`{key}`: {reason} (got {value!r})")
+            sources.append(f"`{key}` is set in {path}")
+    if problems:
+        raise ConfigError(
+            f"invalid glasspane setting ({'; '.join(problems)}); {'; '.join(sources)}: "
+            "fix the value there (see the Settings fields for the types)"
+        )
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build :class:`Settings` from overrides, env vars and the config file, in that order."""
+    """Build :class:`Settings` from overrides, env vars and the config file, in that order.
+
+    Raises:
+        ConfigError: the config file cannot be read, has an unknown key or a value of the
+            wrong type, or a setting is invalid (the message says where it was set).
+    """
     file_values, file_path = _file_settings(Path.cwd())
+    _check_keys(list(file_values), f"in {file_path}")
+    _check_keys(list(overrides), "passed to load_settings")
+    _check_file_values(file_values, file_path)
     values = {k: v for k, v in file_values.items() if f"GLASSPANE_{k.upper()}" not in os.environ}
     given = {k: v for k, v in overrides.items() if v is not None}
     values.update(given)
     try:
-        return Settings(**values)
+        settings = Settings(**values)
     except ValidationError as exc:
         sources = []
         for err in exc.errors():
@@ -103,3 +161,8 @@ def load_settings(**overrides: Any) -> Settings:
             f"invalid glasspane setting ({describe_validation(exc)}); {'; '.join(sources)}: "
             "fix the value there (see the Settings fields for the types)"
         ) from exc
+    for key in values:
+        settings._sources[key] = (
+            f"load_settings({key}=...)" if key in given else f"`{key}` in {file_path}"
+        )
+    return settings
