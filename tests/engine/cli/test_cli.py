@@ -305,6 +305,20 @@ def test_p_value_that_is_not_json_is_kept_as_a_string(cli: Cli) -> None:
             id="wrong-type",
         ),
         pytest.param(
+            ["flows.py:demo", "-p", "n=true"],
+            {},
+            "invalid parameter for pipeline `demo`: `n`: Input should be a valid integer (got "
+            "the JSON boolean true from -p `n=true`, which the command line does not convert to "
+            "int); write a value of that type, e.g. -p n=3",
+            id="bool-for-int",
+        ),
+        pytest.param(
+            ["flows.py:demo", "-p", 'n="3"'],
+            {},
+            'got the JSON string "3" from -p `n="3"`, which the command line does not convert',
+            id="json-string-for-int",
+        ),
+        pytest.param(
             ["flows.py:demo", "-p", "n"],
             {},
             "-p `n` is not of the form NAME=VALUE; for example -p n=300",
