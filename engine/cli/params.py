@@ -78,7 +78,7 @@ def _check(
 
     annotation = field.annotation
     if field.metadata:  # validators and constraints from Annotated[...] apply too
-        annotation = Annotated[(annotation, *field.metadata)]
+        annotation = Annotated.__class_getitem__((annotation, *field.metadata))  # type: ignore[attr-defined]
     try:
         try:  # a model or dataclass brings its own config and takes none here
             lax: TypeAdapter[Any] = TypeAdapter(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from glasspane import ParameterError, pipeline
 from glasspane.cli.params import parse_params
@@ -98,3 +98,15 @@ def test_a_string_that_is_not_json_must_suit_the_parameter() -> None:
         "(got 'yes': -p `flag=yes` is not valid JSON (Expecting value: line 1 column 1 (char 0)), "
         "so it was read as a string, but `flag` expects bool); write VALUE as JSON"
     )
+
+
+@pipeline
+def constrained(k: Annotated[int, Field(gt=0)] = 1):
+    return None
+
+
+def test_constraints_of_an_annotated_parameter_apply_strictly_too() -> None:
+    fields = dict(constrained.params_model.model_fields)
+    assert parse_params(["k=2"], fields, "constrained") == {"k": 2}
+    with pytest.raises(ParameterError, match=r"got the JSON boolean true from -p `k=true`"):
+        parse_params(["k=true"], fields, "constrained")
