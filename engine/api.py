@@ -22,6 +22,7 @@ from .errors import (
 from .execution.executors import Executor, make_executor
 from .execution.planner import plan_run
 from .execution.result import RunResult, TaskResult
+from .execution.resume import Reusable, reusable_from_run
 from .execution.runner import Progress, execute_run, new_run_id
 from .store import MetadataStore
 from .types import SUCCEEDED
@@ -59,7 +60,7 @@ def run_pipeline(
     progress: Progress | None = None,
     trigger: str = "manual",
     resumed_from: str | None = None,
-    reuse: dict[str, Any] | None = None,
+    reuse: dict[str, Reusable] | None = None,
 ) -> RunResult:
     """Validate parameters, compile, and run ``pipeline``; see ``PipelineDef.run``."""
     from .loader import ref_for
@@ -100,7 +101,7 @@ def run_pipeline(
             f"{result.error}; inspect it with `glasspane runs show {result.run_id}` and resume "
             f"it with `glasspane retry {result.run_id}`",
             result,
-        )
+        ) from result.failure
     return result
 
 
@@ -182,10 +183,14 @@ def retry(
 ) -> RunResult:
     """Resume a failed, cancelled or crashed run as a new run linked to it.
 
-    Every task that succeeded in the old run is reused from the artifact store (even
-    ``cache=False`` ones); failed and not-yet-run tasks execute. The old run keeps its state.
-    Secret parameters (pydantic ``SecretStr``) are never stored, so a run that had them
-    needs them again in ``secrets``.
+    A task that succeeded in the old run is reused from the artifact store (even a
+    ``cache=False`` one) when its cache key is the one it had there: same task, same code
+    fingerprint (or ``version=``), same constants and same input content. A task whose code
+    changed since, or whose inputs changed, runs again, and so does everything downstream
+    whose inputs change with it; failed and not-yet-run tasks run. Each task's note says
+    which. The old run keeps its state. The run uses the old run's parameters: secret ones
+    (pydantic ``SecretStr``), which are never stored, are given again in ``secrets``; any
+    other parameter is refused (start a new run to change it).
     """
     from .loader import load_pipeline
 
@@ -217,7 +222,7 @@ def retry(
             "pass the pipeline it ran"
         )
     params = _with_secrets(pipeline, old, dict(old.get("params") or {}), secrets or {})
-    reuse = store.task_outputs(old["run_id"])
+    reuse = reusable_from_run(old)
     return run_pipeline(
         pipeline,
         params,
@@ -237,9 +242,12 @@ def _with_secrets(
     params: dict[str, Any],
     secrets: dict[str, Any],
 ) -> dict[str, Any]:
-    """The old run's parameters with its secret ones given again (they were never stored)."""
-    from pydantic import SecretBytes, SecretStr
+    """The old run's parameters with its secret ones given again (they were never stored).
 
+    Only secret parameters may be given: the retry reuses outputs computed with the old
+    run's values of every other parameter, so a new value would be recorded against
+    outputs it did not produce.
+    """
     fields = pipeline.params_model.model_fields
     unknown = sorted(set(secrets) - set(fields))
     if unknown:
@@ -247,14 +255,23 @@ def _with_secrets(
             f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for "
             f"pipeline `{pipeline.name}`; it takes: {pipeline.describe_params()}"
         )
+    ordinary = sorted(name for name in secrets if not _is_secret(fields[name].annotation))
+    if ordinary:
+        name = ordinary[0]
+        ref = old.get("pipeline_ref") or f"FILE.py:{pipeline.name}"
+        given = ", ".join(f"`{n}`" for n in ordinary)
+        raise ParameterError(
+            f"retry takes only secret parameters, and {given} of pipeline `{pipeline.name}` "
+            f"{'is not one' if len(ordinary) == 1 else 'are not'}: run {old['run_id']} "
+            f"computed its outputs with `{name}={old.get('params', {}).get(name)!r}`, which a "
+            "retry reuses; to run with a new value, start a new run: "
+            f"`glasspane run {ref} -p {name}=...` (or `{pipeline.name}.run({name}=...)`)"
+        )
     missing = []
     for name, field in fields.items():
-        secret = field.annotation in (SecretStr, SecretBytes) or any(
-            arg in (SecretStr, SecretBytes) for arg in getattr(field.annotation, "__args__", ())
-        )
         if name in secrets:
             params[name] = secrets[name]
-        elif secret and params.get(name) is not None:
+        elif _is_secret(field.annotation) and params.get(name) is not None:
             missing.append(name)
     if missing:
         names = ", ".join(f"`{m}`" for m in missing)
@@ -264,6 +281,14 @@ def _with_secrets(
             f"{{...}}) or `glasspane retry {old['run_id']} -p {missing[0]}=...`"
         )
     return params
+
+
+def _is_secret(annotation: Any) -> bool:
+    from pydantic import SecretBytes, SecretStr
+
+    return annotation in (SecretStr, SecretBytes) or any(
+        arg in (SecretStr, SecretBytes) for arg in getattr(annotation, "__args__", ())
+    )
 
 
 def lineage(

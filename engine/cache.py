@@ -56,6 +56,7 @@ def cache_key(
     args: Mapping[str, Any],
     ref_hash: Callable[[Ref], str],
     const_digests: Mapping[str, Any] | None = None,
+    kind: str | None = None,
 ) -> str:
     """The cache key of one task call.
 
@@ -65,6 +66,8 @@ def cache_key(
         args: argument name -> constant or template with refs.
         ref_hash: content hash of an upstream output.
         const_digests: precomputed digests of ref-free arguments (saves rehashing).
+        kind: ``"expand"`` for a whole ``task.map(expand(ref))`` (the list of every element's
+            output), which must not share a key with ``task(ref)``; ``None`` for one call.
     """
     parts = []
     for name, value in args.items():
@@ -72,7 +75,12 @@ def cache_key(
             parts.append([name, const_digests[name]])
         else:
             parts.append([name, template_digest(value, ref_hash)])
-    blob = json.dumps([KEY_FORMAT, identity, cache_version, parts], separators=(",", ":"))
+    head = (
+        [KEY_FORMAT, identity, cache_version]
+        if kind is None
+        else [KEY_FORMAT, kind, identity, cache_version]
+    )
+    blob = json.dumps([*head, parts], separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -87,7 +95,9 @@ def entry_is_fresh(
 
 
 def make_entry(
-    task: str, outputs: list[dict[str, Any]], now: float | None = None
+    task: str, outputs: list[dict[str, Any]], now: float | None = None, **extra: Any
 ) -> dict[str, Any]:
-    """A key-index entry: which artifacts a key's outputs are stored as."""
-    return {"task": task, "outputs": outputs, "created": now if now is not None else time.time()}
+    """A key-index entry: which artifacts a key's outputs are stored as (``extra``: more
+    JSON-able fields, such as an expansion's ``children``)."""
+    created = now if now is not None else time.time()
+    return {"task": task, "outputs": outputs, "created": created, **extra}

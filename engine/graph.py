@@ -69,6 +69,10 @@ class Node:
         map_index: position in a static ``.map``, else ``None``.
         expand_arg: for a run-time expander, the argument mapped over.
         upstream: ids of the nodes this one reads, in first-use order.
+        refs: argument name -> the refs it holds.
+        code: the task's ``cache_version`` when the graph was compiled: ``v:<version>`` or
+            ``c:<code fingerprint>`` (see :mod:`glasspane.fingerprint`), part of every cache
+            key and of the version hash.
     """
 
     id: str
@@ -79,6 +83,11 @@ class Node:
     expand_arg: str | None = None
     upstream: tuple[str, ...] = ()
     refs: Mapping[str, tuple[Ref, ...]] = field(default_factory=dict)
+    code: str = ""
+
+    @property
+    def cache_version(self) -> str:
+        return self.code or self.task.cache_version
 
     @property
     def output_names(self) -> list[str]:
@@ -93,6 +102,7 @@ class Node:
             "outputs": self.n_outputs,
             "map_index": self.map_index,
             "expand": self.expand_arg,
+            "code": self.cache_version,
             "args": list(self.args),
             "cache": opts.cache,
             "persist": opts.persist,
@@ -164,7 +174,11 @@ class Graph:
     ) -> Graph:
         """Freeze a trace into a graph, checking that every ref points at a known node."""
         nodes: dict[str, Node] = {}
+        codes: dict[int, str] = {}  # one fingerprint per task definition, not per node
         for spec in specs.values():
+            code = codes.get(id(spec.task))
+            if code is None:
+                code = codes[id(spec.task)] = spec.task.cache_version
             args = spec.args
             for name, value in args.items():
                 if type(value) not in _SCALARS:
@@ -191,6 +205,7 @@ class Graph:
                 spec.expand_arg,
                 tuple(upstream),
                 MappingProxyType(refs),
+                code,
             )
         _check_container(pipeline, output, "the return value")
         for ref in find_refs(output):
@@ -315,7 +330,7 @@ class Graph:
             task = node.task
             identity = tasks.get(id(task))
             if identity is None:
-                identity = tasks[id(task)] = (task.identity, task.cache_version)
+                identity = tasks[id(task)] = (task.identity, node.cache_version)
             refs = node.refs
             parts.append(
                 [

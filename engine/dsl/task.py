@@ -142,7 +142,14 @@ class TaskDef(Generic[P, R]):
 
     @property
     def cache_version(self) -> str:
-        return f"v:{self.options.version}" if self.options.version else f"c:{self.code_hash}"
+        """``v:<version>`` if ``version=`` is given, else ``c:<code fingerprint>``: the task's
+        source and the user code and module-level values it reads (see
+        :mod:`glasspane.fingerprint`), looked at anew on every access."""
+        if self.options.version:
+            return f"v:{self.options.version}"
+        from ..fingerprint import code_fingerprint
+
+        return f"c:{code_fingerprint(self.fn)}"
 
     def with_options(self, **changes: Any) -> TaskDef[P, R]:
         """A copy of this task with some options changed (same function)."""

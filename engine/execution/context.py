@@ -46,6 +46,30 @@ class TaskContext:
     metrics: list[dict[str, Any]] = field(default_factory=list, repr=False)
     params: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
+    def take(self) -> Captured:
+        """What the attempt wrote so far (output and log lines), cleared for the next one."""
+        text = Captured(self.stdout.getvalue(), self.stderr.getvalue(), log_tail(self))
+        self.stdout, self.stderr = io.StringIO(), io.StringIO()
+        self.log_lines = []
+        return text
+
+
+@dataclass(frozen=True)
+class Captured:
+    """Text a task wrote: ``print`` output, stderr, and the tail of its log lines."""
+
+    stdout: str = ""
+    stderr: str = ""
+    log_tail: str = ""
+
+    def __add__(self, other: Captured) -> Captured:
+        logs = "\n".join(t for t in (self.log_tail, other.log_tail) if t)
+        return Captured(
+            self.stdout + other.stdout,
+            self.stderr + other.stderr,
+            "\n".join(logs.splitlines()[-LOG_TAIL_LINES:]),
+        )
+
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
     "glasspane_task", default=None

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
 from ..types import ArtifactInfo
+from .resume import Reusable
 
 if TYPE_CHECKING:
     from ..dsl.task import TaskDef
@@ -30,6 +31,7 @@ class NodeValue:
     values: tuple[Any, ...]
     hashes: tuple[str, ...]
     artifacts: tuple[ArtifactInfo, ...] = ()
+    cache_key: str | None = None
 
     def output(self, index: int | None) -> Any:
         return self.values[0] if index is None else self.values[index]
@@ -51,11 +53,19 @@ class Job:
         stored: upstream outputs already in the artifact store, by (node, output).
         const_digests: cache-key digests of ref-free arguments, computed once.
         store_root: artifact store URL.
+        cache_version: the task's code fingerprint or version when the graph was compiled
+            (see :attr:`~glasspane.graph.Node.code`): the worker keys the cache with it, never
+            with what it would compute from the code it unpickled.
         n_outputs: see :class:`~glasspane.graph.Node`.
         expand_arg: the argument expanded at run time, for an expander node.
-        reuse: node id -> outputs to reuse without running (children of a resumed expander).
+        reuse: node id -> the resumed run's task run, for this node (and an expander's
+            children): reused when its cache key is this job's (see :mod:`.resume`).
         parent / map_index: set on the children of an expander.
         tee: also print captured output (inline executor, for debugging).
+        element: on an expander's child, the input record of its element of the list (the
+            list's producer is its source), so lineage links the child to it.
+        unloadable: set where the task definition or the arguments could not be unpickled
+            (a Dask worker without the user's module): why, for the task's error.
     """
 
     run_id: str
@@ -66,12 +76,15 @@ class Job:
     stored: dict[OutputKey, ArtifactInfo]
     const_digests: dict[str, Any]
     store_root: str
+    cache_version: str = ""
     n_outputs: int | None = None
     expand_arg: str | None = None
-    reuse: dict[str, list[ArtifactInfo]] = field(default_factory=dict)
+    reuse: dict[str, Reusable] = field(default_factory=dict)
     parent: str | None = None
     map_index: int | None = None
     tee: bool = False
+    element: dict[str, Any] | None = None
+    unloadable: str | None = None
 
     @property
     def dask_key(self) -> str | tuple[str, int]:
@@ -85,12 +98,15 @@ class Job:
 
     def __reduce__(self) -> Any:
         # The task (a function, often pickled by value, plus its options) is the bulk of a
-        # job; it is serialized once per task definition, not once per job.
+        # job; it is serialized once per task definition, not once per job. Everything that
+        # may hold the user's objects travels as bytes that the worker loads inside
+        # ``_rebuild_job``: a worker that cannot load them gets a job that fails with the
+        # reason, instead of a task Dask cannot deserialize (which leaves it waiting forever).
         # (arguments may be a read-only mapping view, which plain pickle cannot take)
         fields = tuple(
             dict(self.args) if name == "args" else getattr(self, name) for name in _JOB_FIELDS
         )
-        return (_rebuild_job, (task_blob(self.task), *fields))
+        return (_rebuild_job, (task_blob(self.task), self.task.name, _dumps(fields)))
 
 
 _JOB_FIELDS = (
@@ -101,12 +117,14 @@ _JOB_FIELDS = (
     "stored",
     "const_digests",
     "store_root",
+    "cache_version",
     "n_outputs",
     "expand_arg",
     "reuse",
     "parent",
     "map_index",
     "tee",
+    "element",
 )
 _blobs: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
 _loaded: dict[bytes, Any] = {}
@@ -123,33 +141,133 @@ def task_blob(task: TaskDef[Any, Any]) -> bytes:
     return blob
 
 
-def _rebuild_job(blob: bytes, *fields: Any) -> Job:
-    task = _loaded.get(blob)
-    if task is None:
-        import pickle
+def _dumps(fields: tuple[Any, ...]) -> bytes:
+    """Plain pickle where it is enough (fast), cloudpickle for what plain pickle would only
+    name: objects of ``__main__`` and of modules shipped by value to the workers."""
+    import pickle
 
-        if len(_loaded) >= _LOADED_MAX:
-            _loaded.clear()
-        task = _loaded[blob] = pickle.loads(blob)
-    values = dict(zip(_JOB_FIELDS, fields))
+    try:
+        data = pickle.dumps(fields, protocol=5)
+    except Exception:  # noqa: BLE001 - a lambda or a local class: cloudpickle takes it
+        data = b"__main__"
+    if b"__main__" in data or any(name.encode() in data for name in BY_VALUE):
+        import cloudpickle
+
+        data = cloudpickle.dumps(fields, protocol=5)
+    return data
+
+
+#: names of the user modules registered with cloudpickle to be pickled by value
+BY_VALUE: set[str] = set()
+
+
+def _rebuild_job(blob: bytes, name: str, data: bytes) -> Job:
+    import pickle
+
+    values: dict[str, Any] = {}
+    try:
+        values = dict(zip(_JOB_FIELDS, pickle.loads(data)))
+        task = _loaded.get(blob)
+        if task is None:
+            if len(_loaded) >= _LOADED_MAX:
+                _loaded.clear()
+            task = _loaded[blob] = pickle.loads(blob)
+    except Exception as exc:  # noqa: BLE001 - reported as the task's failure by the worker
+        return _unloadable_job(name, values, exc)
     return Job(task=task, **values)
+
+
+def _unloadable_job(name: str, values: dict[str, Any], exc: Exception) -> Job:
+    from ..options import TaskOptions
+
+    class Unloaded:  # stands in for the task: enough for the worker to report the failure
+        options = TaskOptions()
+        identity = name
+
+    Unloaded.name = name  # type: ignore[attr-defined]
+    where = _where()
+    module = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
+    if module:
+        advice = (
+            f"the worker cannot import module `{module}`: install it where the Dask workers "
+            "run (the same version as here), or keep your own modules beside the pipeline "
+            "file or in a package of your project so glasspane can ship them to the workers"
+        )
+    else:
+        advice = "check that the workers run the same Python packages as this machine"
+    reason = f"task `{name}` could not be loaded {where}: {type(exc).__name__}: {exc}; {advice}"
+    defaults: dict[str, Any] = {
+        "run_id": "",
+        "node_id": name,
+        "args": {},
+        "deps": (),
+        "stored": {},
+        "const_digests": {},
+        "store_root": "",
+    }
+    return Job(task=Unloaded(), **{**defaults, **values}, unloadable=reason)  # type: ignore[arg-type]
+
+
+def _where() -> str:
+    try:
+        from distributed import get_worker
+
+        return f"on Dask worker {get_worker().address}"
+    except Exception:  # noqa: BLE001 - not on a worker
+        return "here"
 
 
 class TaskFailed(Exception):
     """Raised by the worker wrapper after it has reported a failed task.
 
     Executors use it to skip the task's dependents; the failure itself is already in the
-    events, so the message is short.
+    events, so the message is short. ``cause`` is the exception the task raised (with its
+    traceback where it was raised in this process), for ``RunFailed`` to chain.
     """
 
-    def __init__(self, node_id: str, state: str, error: str) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        state: str,
+        error: str,
+        cause: BaseException | None = None,
+        traceback: str | None = None,
+    ) -> None:
         super().__init__(f"task `{node_id}` {state}: {error}")
         self.node_id = node_id
         self.state = state
         self.error = error
+        self.cause = cause
+        self.traceback = traceback
 
     def __reduce__(self) -> Any:
-        return (TaskFailed, (self.node_id, self.state, self.error))
+        return (
+            _rebuild_failure,
+            (self.node_id, self.state, self.error, _portable(self.cause), self.traceback),
+        )
+
+
+def _portable(cause: BaseException | None) -> BaseException | None:
+    """``cause`` if it survives pickling (to leave a Dask worker), else ``None``."""
+    if cause is None:
+        return None
+    import cloudpickle
+
+    try:
+        cloudpickle.loads(cloudpickle.dumps(cause))
+    except Exception:  # noqa: BLE001 - the failure is still reported, as text
+        return None
+    return cause
+
+
+def _rebuild_failure(
+    node_id: str, state: str, error: str, cause: BaseException | None, traceback: str | None
+) -> TaskFailed:
+    if cause is not None and traceback and hasattr(cause, "add_note"):
+        notes = getattr(cause, "__notes__", [])
+        if not any(n.startswith("the task's traceback") for n in notes):
+            cause.add_note(f"the task's traceback, where it ran:\n{traceback.rstrip()}")
+    return TaskFailed(node_id, state, error, cause, traceback)
 
 
 #: runs an expander's children with the expander's dependency values; one result per child

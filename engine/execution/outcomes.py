@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..types import ArtifactInfo
 
 if TYPE_CHECKING:
-    from .context import TaskContext
+    from .context import Captured, TaskContext
 
 #: captured text kept per task (the tail)
 TEXT_LIMIT = 64 * 1024
@@ -45,10 +45,14 @@ def task_finished(
     parent: str | None = None,
     map_index: int | None = None,
     ctx: TaskContext | None = None,
+    text: Captured | None = None,
+    attempt_text: Captured | None = None,
 ) -> dict[str, Any]:
-    """The ``task_finished`` event; ``ctx`` adds the captured output, logs and metrics."""
-    from .context import log_tail
+    """The ``task_finished`` event.
 
+    ``ctx`` adds the metrics and params the task logged; ``text`` the output and log lines of
+    all its attempts, ``attempt_text`` those of the final attempt alone.
+    """
     return {
         "kind": "task_finished",
         "node": node,
@@ -61,9 +65,12 @@ def task_finished(
         "ended": time.time() if ended is None else ended,
         "error": error,
         "traceback": traceback[-TEXT_LIMIT:] if traceback else None,
-        "stdout": ctx.stdout.getvalue()[-TEXT_LIMIT:] if ctx else "",
-        "stderr": ctx.stderr.getvalue()[-TEXT_LIMIT:] if ctx else "",
-        "log_tail": log_tail(ctx) if ctx else "",
+        "stdout": text.stdout[-TEXT_LIMIT:] if text else "",
+        "stderr": text.stderr[-TEXT_LIMIT:] if text else "",
+        "log_tail": text.log_tail if text else "",
+        "attempt_stdout": attempt_text.stdout[-TEXT_LIMIT:] if attempt_text else None,
+        "attempt_stderr": attempt_text.stderr[-TEXT_LIMIT:] if attempt_text else None,
+        "attempt_log_tail": attempt_text.log_tail if attempt_text else None,
         "note": note,
         "parent": parent,
         "map_index": map_index,
@@ -71,6 +78,44 @@ def task_finished(
         "outputs": [{"name": str(i), "artifact": info.to_dict()} for i, info in enumerate(outputs)],
         "metrics": list(ctx.metrics) if ctx else [],
         "params": list(ctx.params) if ctx else [],
+    }
+
+
+def attempt_finished(
+    node: str,
+    attempt: int,
+    state: str,
+    error: BaseException | None,
+    text: Captured | None = None,
+    traceback: str | None = None,
+) -> dict[str, Any]:
+    """The ``attempt_finished`` event of an attempt that was not the last, with its own text."""
+    return {
+        "kind": "attempt_finished",
+        "node": node,
+        "attempt": attempt,
+        "state": state,
+        "ts": time.time(),
+        "error": describe(error) if error else None,
+        "stdout": text.stdout[-TEXT_LIMIT:] if text else None,
+        "stderr": text.stderr[-TEXT_LIMIT:] if text else None,
+        "log_tail": text.log_tail if text else None,
+        "traceback": traceback[-TEXT_LIMIT:] if traceback else None,
+    }
+
+
+def task_started(
+    node: str, task: str, attempt: int, parent: str | None, map_index: int | None
+) -> dict[str, Any]:
+    """The ``task_started`` event of one attempt."""
+    return {
+        "kind": "task_started",
+        "node": node,
+        "task": task,
+        "attempt": attempt,
+        "ts": time.time(),
+        "parent": parent,
+        "map_index": map_index,
     }
 
 

@@ -1,9 +1,11 @@
 """Planning a run on the driver: which nodes are already done, which must be executed.
 
 Walking the graph in topological order, a node whose inputs are all known is resolved
-without running when its output can be reused (resume) or its cache key has a stored,
-verified entry. Everything else becomes a :class:`Job`; its workers compute the key
-again once upstream values exist, which gives early cut-off downstream of misses.
+without running when its output can be reused (resume: same cache key as in the resumed
+run) or its cache key has a stored, verified entry; a whole expansion
+(``task.map(expand(ref))``) is resolved from its own entry. Everything else becomes a
+:class:`Job`; its workers compute the key again once upstream values exist, which gives
+early cut-off downstream of misses.
 A fully cached run therefore produces no jobs and never touches an executor.
 """
 
@@ -19,8 +21,11 @@ from ..cache import cache_key, entry_is_fresh, template_digest
 from ..dsl.tracing import Ref
 from ..graph import Graph, Node
 from ..types import SUCCEEDED, ArtifactInfo
+from .expansion import cached_expansion, expansion_key
 from .job import Job, OutputKey
 from .outcomes import input_record, task_finished
+from .resume import Reusable, decide
+from .worker import input_hashes
 
 
 @dataclass
@@ -48,32 +53,22 @@ def plan_run(
     graph: Graph,
     run_id: str,
     store: ArtifactStore,
-    reuse: Mapping[str, list[ArtifactInfo]] | None = None,
+    reuse: Mapping[str, Reusable] | None = None,
 ) -> Plan:
-    """Resolve what can be resolved on the driver; return the rest as jobs."""
+    """Resolve what can be resolved on the driver; return the rest as jobs.
+
+    ``reuse`` holds the task runs of the run being resumed (see :mod:`.resume`): a node
+    whose key is the one it had there is reused, checked here when its inputs are known
+    and by the worker otherwise.
+    """
     reuse = dict(reuse or {})
     plan = Plan()
-    children_reuse = {k: v for k, v in reuse.items() if k not in graph.nodes}
     for node in graph:
         digests = const_digests(node)
-        ready = all(u in plan.resolved for u in node.upstream)
-        if ready and node.expand_arg is None:
-            infos = _reusable(node, reuse, store)
-            note = "reused from the resumed run" if infos is not None else None
-            key = None
-            if infos is None and node.task.options.reads_cache:
-                key = cache_key(
-                    node.task.identity,
-                    node.task.cache_version,
-                    node.args,
-                    lambda r: _hash_of(plan.resolved, r),
-                    digests,
-                )
-                infos = _cached(node, key, store)
-            if infos is not None:
-                plan.resolved[node.id] = infos
-                plan.events.append(_cached_event(node, key, infos, plan.resolved, note))
-                continue
+        if all(u in plan.resolved for u in node.upstream) and _resolve_on_driver(
+            plan, node, digests, reuse, store
+        ):
+            continue
         stored: dict[OutputKey, ArtifactInfo] = {}
         for upstream in node.upstream:
             if upstream in plan.resolved:
@@ -81,39 +76,69 @@ def plan_run(
                     stored[(upstream, i)] = info
                     if i == 0:
                         stored[(upstream, None)] = info
+        if node.expand_arg is not None:
+            prefix = f"{node.id}["
+            mine = {k: v for k, v in reuse.items() if k.startswith(prefix)}
+        else:
+            mine = {node.id: reuse[node.id]} if node.id in reuse else {}
         plan.jobs.append(
             Job(
-                run_id,
-                node.id,
-                node.task,
-                node.args,
-                tuple(u for u in node.upstream if u not in plan.resolved),
-                stored,
-                digests,
-                store.root,
-                node.n_outputs,
-                node.expand_arg,
-                {k: v for k, v in children_reuse.items() if k.startswith(f"{node.id}[")}
-                if node.expand_arg
-                else {},
-                None,
-                node.map_index,
+                run_id=run_id,
+                node_id=node.id,
+                task=node.task,
+                args=node.args,
+                deps=tuple(u for u in node.upstream if u not in plan.resolved),
+                stored=stored,
+                const_digests=digests,
+                store_root=store.root,
+                cache_version=node.cache_version,
+                n_outputs=node.n_outputs,
+                expand_arg=node.expand_arg,
+                reuse=mine,
+                map_index=node.map_index,
             )
         )
     return plan
 
 
+def _resolve_on_driver(
+    plan: Plan,
+    node: Node,
+    digests: dict[str, Any],
+    reuse: Mapping[str, Reusable],
+    store: ArtifactStore,
+) -> bool:
+    """Resolve ``node``, whose inputs are all known, from the resumed run or the cache."""
+    ref_hash = lambda r: _hash_of(plan.resolved, r)  # noqa: E731
+    inputs = _inputs(node, plan.resolved)
+    if node.expand_arg is not None:
+        if not node.task.options.reads_cache:
+            return False
+        key = expansion_key(node.task, node.cache_version, node.args, ref_hash, digests)
+        found = cached_expansion(node, key, store, inputs, None)
+        if found is None:
+            return False
+        plan.resolved[node.id], events = found
+        plan.events.extend(events)
+        return True
+    key = cache_key(node.task.identity, node.cache_version, node.args, ref_hash, digests)
+    old = reuse.get(node.id)
+    reused, reason = decide(old, key, node.cache_version, input_hashes(inputs))
+    infos: list[ArtifactInfo] | None = None
+    if reused and old is not None and all(store.verify(i) for i in old.outputs):
+        infos, note = list(old.outputs), reason
+    elif node.task.options.reads_cache:
+        infos = _cached(node, key, store)
+        note = f"cache hit; {reason}" if reason and not reused else None
+    if infos is None:
+        return False
+    plan.resolved[node.id] = infos
+    plan.events.append(_cached_event(node, key, infos, inputs, note))
+    return True
+
+
 def _hash_of(resolved: Mapping[str, list[ArtifactInfo]], ref: Ref) -> str:
     return resolved[ref.node][ref.output or 0].content_hash
-
-
-def _reusable(
-    node: Node, reuse: Mapping[str, list[ArtifactInfo]], store: ArtifactStore
-) -> list[ArtifactInfo] | None:
-    infos = reuse.get(node.id)
-    if not infos or any(i.uri is None for i in infos):
-        return None
-    return infos if all(store.verify(i) for i in infos) else None
 
 
 def _cached(node: Node, key: str, store: ArtifactStore) -> list[ArtifactInfo] | None:
@@ -126,18 +151,21 @@ def _cached(node: Node, key: str, store: ArtifactStore) -> list[ArtifactInfo] | 
     return infos
 
 
-def _cached_event(
-    node: Node,
-    key: str | None,
-    infos: list[ArtifactInfo],
-    resolved: Mapping[str, list[ArtifactInfo]],
-    note: str | None,
-) -> dict[str, Any]:
-    inputs = [
+def _inputs(node: Node, resolved: Mapping[str, list[ArtifactInfo]]) -> list[dict[str, Any]]:
+    return [
         input_record(name, ref.node, resolved[ref.node][ref.output or 0])
         for name, refs in node.refs.items()
         for ref in refs
     ]
+
+
+def _cached_event(
+    node: Node,
+    key: str | None,
+    infos: list[ArtifactInfo],
+    inputs: list[dict[str, Any]],
+    note: str | None,
+) -> dict[str, Any]:
     now = time.time()
     return task_finished(
         node.id,

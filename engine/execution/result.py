@@ -44,7 +44,9 @@ class RunResult:
     """The outcome of a run: its id, final state, every task, and the pipeline's output.
 
     ``output`` is the pipeline's return value with task outputs filled in (``None`` when
-    the run did not succeed).
+    the run did not succeed). ``failure`` is the exception the first failed task raised,
+    where the executor could hand it back (``RunFailed`` is chained from it); it is not
+    part of :meth:`to_dict`.
     """
 
     run_id: str
@@ -55,6 +57,7 @@ class RunResult:
     error: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     resumed_from: str | None = None
+    failure: BaseException | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:

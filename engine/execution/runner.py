@@ -33,6 +33,7 @@ from .fusion import DURATIONS
 from .outcomes import task_finished
 from .planner import Plan, plan_run
 from .result import RunResult, TaskResult, jsonable
+from .resume import Reusable
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -162,7 +163,7 @@ def execute_run(
     params: Mapping[str, Any],
     trigger: str = "manual",
     resumed_from: str | None = None,
-    reuse: Mapping[str, list[ArtifactInfo]] | None = None,
+    reuse: Mapping[str, Reusable] | None = None,
     progress: Progress | None = None,
     heartbeat_interval: float = 5.0,
     run_id: str | None = None,
@@ -386,8 +387,21 @@ def _result(
             return artifacts.get(resolved[ref.node][ref.output or 0])
 
         output = substitute(graph.output, value_of)
+    failure = None
+    if state == FAILED:
+        first = next((n.id for n in graph if n.id in execution.failures), None)
+        if first is not None:
+            failure = execution.failures[first].cause or execution.failures[first]
     return RunResult(
-        run_id, graph.pipeline, state, ordered, output, error, dict(params), resumed_from
+        run_id,
+        graph.pipeline,
+        state,
+        ordered,
+        output,
+        error,
+        dict(params),
+        resumed_from,
+        failure,
     )
 
 

@@ -1,19 +1,23 @@
 """The worker-side wrapper: run one job where the executor put it.
 
 ``execute_job`` is the same on every executor. It computes the job's cache key from the
-content hashes of its inputs, returns a verified cached output when there is one (early
-cut-off), and otherwise runs the function with retries, backoff and a timeout, stores
-each output through its materializer, records the key, and reports what happened through
-``emit`` as small event dicts. It returns only the value (a :class:`NodeValue`); the
-driver gets the outcome from the events. It never touches the metadata database.
+content hashes of its inputs, reuses the resumed run's output when that run computed it
+with the same key, returns a verified cached output when there is one (early cut-off), and
+otherwise runs the function with retries, backoff and a timeout, stores each output
+through its materializer, records the key, and reports what happened through ``emit`` as
+small event dicts. It returns only the value (a :class:`NodeValue`); the driver gets the
+outcome from the events. It never touches the metadata database.
 """
 
 from __future__ import annotations
 
 import contextvars
+import hashlib
+import os
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,12 +27,14 @@ from ..dsl.tracing import Ref, find_refs, substitute
 from ..errors import ArtifactError, SerializationError, TaskError, TaskTimeout
 from ..hashing import content_hash
 from ..types import FAILED, SUCCEEDED, TIMED_OUT, ArtifactInfo
-from .context import TaskContext, reset_context, set_context
+from .context import Captured, TaskContext, reset_context, set_context
 from .job import Emit, Job, NodeValue, Spawn, TaskFailed
-from .outcomes import describe, input_record, task_finished
+from .outcomes import attempt_finished, describe, input_record, task_finished, task_started
+from .resume import decide, ran_note
 
 _stores: dict[str, ArtifactStore] = {}
 _stores_lock = threading.Lock()
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep
 
 
 def artifact_store(root: str) -> ArtifactStore:
@@ -43,10 +49,11 @@ def artifact_store(root: str) -> ArtifactStore:
 def execute_job(
     job: Job, deps: Mapping[str, NodeValue], emit: Emit, spawn: Spawn | None = None
 ) -> NodeValue:
-    """Run ``job`` (or reuse its cached output); raise :class:`TaskFailed` after reporting."""
+    """Run ``job`` (or reuse its output); raise :class:`TaskFailed` after reporting."""
+    if job.unloadable is not None:
+        started = time.time()
+        return fail(job, emit, FAILED, TaskError(job.unloadable), None, 0, started, [], None)
     store = artifact_store(job.store_root)
-    if job.node_id in job.reuse:
-        return _reuse(job, store, emit)
 
     def ref_hash(ref: Ref) -> str:
         if ref.node in deps:
@@ -55,13 +62,23 @@ def execute_job(
 
     inputs = _input_records(job, deps)
     if job.expand_arg is not None:
-        return _expand(job, deps, store, emit, spawn, inputs)
+        from .expansion import expand
+
+        return expand(job, deps, store, emit, spawn, inputs, ref_hash)
 
     opts = job.task.options
-    key = cache_key(
-        job.task.identity, job.task.cache_version, job.args, ref_hash, job.const_digests
-    )
-    note = None
+    key = cache_key(job.task.identity, job.cache_version, job.args, ref_hash, job.const_digests)
+    notes: list[str] = []
+    old = job.reuse.get(job.node_id)
+    reused, reason = decide(old, key, job.cache_version, input_hashes(inputs))
+    if reused and old is not None:
+        try:
+            values = tuple(store.get(info) for info in old.outputs)
+        except ArtifactError as exc:
+            notes.append(f"the output of run {old.run_id} could not be read ({exc}); recomputed")
+        else:
+            emit(_hit(job, key, inputs, list(old.outputs), reason))
+            return NodeValue(values, tuple(i.content_hash for i in old.outputs), old.outputs, key)
     if opts.reads_cache:
         entry = store.read_key(key)
         if entry is not None and entry_is_fresh(entry, opts.cache_expiration):
@@ -69,33 +86,48 @@ def execute_job(
             try:
                 values = tuple(store.get(info) for info in infos)
             except ArtifactError as exc:
-                note = f"cached output could not be used ({exc}); recomputed"
+                notes.append(f"cached output could not be used ({exc}); recomputed")
             else:
-                now = time.time()
-                emit(
-                    _finished(
-                        job,
-                        SUCCEEDED,
-                        cached=True,
-                        key=key,
-                        attempts=0,
-                        started=now,
-                        inputs=inputs,
-                        outputs=infos,
-                        note=None,
-                    )
-                )
-                return NodeValue(values, tuple(i.content_hash for i in infos), tuple(infos))
-
+                note = f"cache hit; {reason}" if reason else None
+                emit(_hit(job, key, inputs, infos, "; ".join([*notes, note] if note else notes)))
+                return NodeValue(values, tuple(i.content_hash for i in infos), tuple(infos), key)
+    if reason:
+        notes.insert(0, ran_note(reason) or "")
     started = time.time()
+    note = "; ".join(notes) or None
     try:
         args = {
-            name: substitute(value, lambda r: _resolve(job, deps, store, r))
+            name: substitute(value, lambda r: resolve(job, deps, store, r))
             for name, value in job.args.items()
         }
     except ArtifactError as exc:
-        return _fail(job, emit, FAILED, exc, key, 0, started, inputs, note)
+        return fail(job, emit, FAILED, exc, key, 0, started, inputs, note)
     return _run_attempts(job, args, key, store, emit, inputs, started, note)
+
+
+def _hit(
+    job: Job, key: str, inputs: list[dict[str, Any]], infos: list[ArtifactInfo], note: str | None
+) -> dict[str, Any]:
+    now = time.time()
+    return finished(
+        job,
+        SUCCEEDED,
+        cached=True,
+        key=key,
+        attempts=0,
+        started=now,
+        inputs=inputs,
+        outputs=infos,
+        note=note or None,
+    )
+
+
+def input_hashes(inputs: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Argument name -> content hashes of the inputs it consumed, from input records."""
+    found: dict[str, list[str]] = {}
+    for item in inputs:
+        found.setdefault(item["name"], []).append(item["artifact"]["content_hash"])
+    return found
 
 
 def _run_attempts(
@@ -111,22 +143,13 @@ def _run_attempts(
     opts = job.task.options
     attempts = opts.retries + 1
     ctx = TaskContext(job.run_id, job.node_id, job.task.name, tee=job.tee)
+    text = Captured()  # every attempt's, for the task run; each attempt's goes with its event
     for attempt in range(1, attempts + 1):
         delay = opts.delay_before(attempt)
         if delay:
             time.sleep(delay)
         ctx.attempt = attempt
-        emit(
-            {
-                "kind": "task_started",
-                "node": job.node_id,
-                "task": job.task.name,
-                "attempt": attempt,
-                "ts": time.time(),
-                "parent": job.parent,
-                "map_index": job.map_index,
-            }
-        )
+        emit(task_started(job.node_id, job.task.name, attempt, job.parent, job.map_index))
         error: BaseException
         try:
             result = _call(job, args, ctx)
@@ -134,17 +157,23 @@ def _run_attempts(
         except TaskTimeout as exc:
             state, error = TIMED_OUT, exc
         except TaskError as exc:  # wrong return shape: retrying cannot help
-            return _fail(job, emit, FAILED, exc, key, attempt, started, inputs, note, ctx)
+            state, error = FAILED, exc
+            attempts = attempt
         except Exception as exc:
             state, error = FAILED, exc
         else:
             try:
-                value = _store(job, values, store, key)
+                value = store_outputs(job, values, store, key)
             except (SerializationError, ArtifactError) as exc:
-                return _fail(job, emit, FAILED, exc, key, attempt, started, inputs, note, ctx)
+                mine = ctx.take()
+                return fail(
+                    job, emit, FAILED, exc, key, attempt, started, inputs, note, ctx,
+                    (text + mine, mine),
+                )  # fmt: skip
+            mine = ctx.take()
             # the final attempt's outcome travels in task_finished (one event fewer per task)
             emit(
-                _finished(
+                finished(
                     job,
                     SUCCEEDED,
                     cached=False,
@@ -155,12 +184,19 @@ def _run_attempts(
                     outputs=list(value.artifacts),
                     note=note,
                     ctx=ctx,
+                    text=text + mine,
+                    attempt_text=mine,
                 )
             )
             return value
+        mine = ctx.take()
         if attempt == attempts:
-            return _fail(job, emit, state, error, key, attempt, started, inputs, note, ctx)
-        _attempt_done(emit, job, attempt, state, error)
+            return fail(
+                job, emit, state, error, key, attempt, started, inputs, note, ctx,
+                (text + mine, mine),
+            )  # fmt: skip
+        text = text + mine
+        emit(attempt_finished(job.node_id, attempt, state, error, mine, user_traceback(error)))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -202,24 +238,42 @@ def _call(job: Job, args: dict[str, Any], ctx: TaskContext) -> Any:
 
 
 def _split(job: Job, result: Any) -> tuple[Any, ...]:
+    """The task's outputs: one value, or the n values of a ``-> tuple[...]`` task, from any
+    sequence of the right length, as tuple unpacking would take them."""
     n = job.n_outputs
     if n is None:
         return (result,)
-    if not isinstance(result, tuple) or len(result) != n:
-        got = (
-            f"a tuple of {len(result)}"
-            if isinstance(result, tuple)
-            else f"a {type(result).__name__}"
-        )
+    if isinstance(result, tuple):
+        values: tuple[Any, ...] | None = result
+    elif isinstance(result, (str, bytes, bytearray, dict, set, frozenset)):
+        values = None  # unpacks, but into characters or keys: surely not what was meant
+    else:
+        try:
+            values = tuple(result)
+        except TypeError:
+            values = None
+    if values is None or len(values) != n:
+        if values is None:
+            got = f"a {type(result).__name__}"
+        else:
+            kind = "tuple" if isinstance(result, tuple) else type(result).__name__
+            got = f"a {kind} of {len(values)}"
         raise TaskError(
             f"task `{job.node_id}` is annotated to return a tuple of {n} values but returned "
-            f"{got}; return exactly {n} values or change the return annotation"
+            f"{got}; return exactly {n} values (a tuple or list) or change the return "
+            "annotation"
         )
-    return result
+    return values
 
 
-def _store(job: Job, values: tuple[Any, ...], store: ArtifactStore, key: str | None) -> NodeValue:
+def store_outputs(
+    job: Job, values: tuple[Any, ...], store: ArtifactStore, key: str | None
+) -> NodeValue:
     opts = job.task.options
+    if not opts.persist:  # kept in memory: it need not pickle, only its hash must be sound
+        hashes = tuple(_memory_hash(job, v) for v in values)
+        infos = tuple(memory_info(v, h) for v, h in zip(values, hashes))
+        return NodeValue(values, hashes, infos, key)
     try:
         hashes = tuple(content_hash(v) for v in values)
     except SerializationError as exc:
@@ -227,16 +281,24 @@ def _store(job: Job, values: tuple[Any, ...], store: ArtifactStore, key: str | N
         raise SerializationError(
             f"task `{job.node_id}` returned `{bad}`, which cannot be hashed or serialized "
             f"({exc}); return a picklable value, or register a materializer and a hasher for "
-            f"`{bad}` with glasspane.register_materializer / glasspane.register_hasher"
+            f"`{bad}` with glasspane.register_materializer / glasspane.register_hasher, or "
+            "keep it in memory with @task(persist=False)"
         ) from exc
-    if not opts.persist:
-        infos = tuple(_memory_info(v, h) for v, h in zip(values, hashes))
-        return NodeValue(values, hashes, infos)
     where = f"task `{job.node_id}`"
     infos = tuple(store.put(v, content_hash=h, where=where) for v, h in zip(values, hashes))
     if opts.reads_cache and key is not None:
         store.write_key(key, make_entry(job.task.name, [i.to_dict() for i in infos]))
-    return NodeValue(values, hashes, infos)
+    return NodeValue(values, hashes, infos, key)
+
+
+def _memory_hash(job: Job, value: Any) -> str:
+    """The content hash of a value kept in memory; one that cannot be hashed gets a hash of
+    its own, unique to this run, so no task reading it is ever a cache hit."""
+    try:
+        return content_hash(value)
+    except SerializationError:
+        unique = f"unhashable:{job.run_id}:{job.node_id}:{uuid.uuid4().hex}"
+        return hashlib.sha256(unique.encode()).hexdigest()
 
 
 def _hashable(value: Any) -> bool:
@@ -247,20 +309,22 @@ def _hashable(value: Any) -> bool:
     return True
 
 
-def _memory_info(value: Any, digest: str) -> ArtifactInfo:
+def memory_info(value: Any, digest: str) -> ArtifactInfo:
+    """The descriptor of a value that has no stored copy."""
     from ..artifacts import preview, type_name
 
     return ArtifactInfo(digest, None, None, type_name(value), None, 0, preview(value))
 
 
-def _resolve(job: Job, deps: Mapping[str, NodeValue], store: ArtifactStore, ref: Ref) -> Any:
+def resolve(job: Job, deps: Mapping[str, NodeValue], store: ArtifactStore, ref: Ref) -> Any:
+    """The value of ``ref`` for ``job``: from a dependency, or loaded from the store."""
     if ref.node in deps:
         return deps[ref.node].output(ref.output)
     return store.get(job.stored[(ref.node, ref.output)])
 
 
 def _input_records(job: Job, deps: Mapping[str, NodeValue]) -> list[dict[str, Any]]:
-    records = []
+    records = [job.element] if job.element is not None else []
     for name, value in job.args.items():
         for ref in find_refs(value):
             if ref.node in deps:
@@ -277,129 +341,22 @@ def _input_records(job: Job, deps: Mapping[str, NodeValue]) -> list[dict[str, An
     return records
 
 
-def _reuse(job: Job, store: ArtifactStore, emit: Emit) -> NodeValue:
-    infos = job.reuse[job.node_id]
-    values = tuple(store.get(info) for info in infos)
-    emit(
-        _finished(
-            job,
-            SUCCEEDED,
-            cached=True,
-            key=None,
-            attempts=0,
-            started=time.time(),
-            inputs=[],
-            outputs=infos,
-            note="reused from the resumed run",
-        )
-    )
-    return NodeValue(values, tuple(i.content_hash for i in infos), tuple(infos))
+def user_traceback(error: BaseException) -> str:
+    """The traceback of ``error`` from the first frame of the user's code on (the task's
+    function), without glasspane's own frames; just the exception line if it has none.
+
+    The exception's ``__traceback__`` is cut the same way, so that a ``RunFailed`` chained
+    from it prints the plain traceback a direct call would have.
+    """
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    if tb is not error.__traceback__:
+        error.__traceback__ = tb
+    return "".join(traceback.format_exception(type(error), error, tb))
 
 
-def _expand(
-    job: Job,
-    deps: Mapping[str, NodeValue],
-    store: ArtifactStore,
-    emit: Emit,
-    spawn: Spawn | None,
-    inputs: list[dict[str, Any]],
-) -> NodeValue:
-    """Run an expander: one child job per element of the expanded list."""
-    started = time.time()
-    arg = job.expand_arg or ""
-    emit(
-        {
-            "kind": "task_started",
-            "node": job.node_id,
-            "task": job.task.name,
-            "attempt": 1,
-            "ts": started,
-            "parent": None,
-            "map_index": None,
-        }
-    )
-    try:
-        items = substitute(job.args[arg], lambda r: _resolve(job, deps, store, r))
-    except ArtifactError as exc:
-        return _fail(job, emit, FAILED, exc, None, 1, started, inputs, None)
-    if not isinstance(items, (list, tuple)):
-        error: Exception = TaskError(
-            f"`{job.task.name}.map(expand(...))` needs a list for argument `{arg}`, but the "
-            f"upstream task returned {type(items).__name__}; return a list from it"
-        )
-        return _fail(job, emit, FAILED, error, None, 1, started, inputs, None)
-    children = []
-    for i, item in enumerate(items):
-        args = dict(job.args)
-        args[arg] = item
-        digests = dict(job.const_digests)
-        digests[arg] = ["const", content_hash(item)]
-        children.append(
-            Job(
-                job.run_id,
-                f"{job.node_id}[{i}]",
-                job.task,
-                args,
-                job.deps,
-                job.stored,
-                digests,
-                job.store_root,
-                job.n_outputs,
-                None,
-                job.reuse,
-                job.node_id,
-                i,
-                job.tee,
-            )
-        )
-    if spawn is None:  # pragma: no cover - every executor passes one
-        raise RuntimeError(f"executor gave no way to run the children of `{job.node_id}`")
-    results = spawn(children, deps) if children else []
-    failed = [c.node_id for c, r in zip(children, results) if isinstance(r, BaseException)]
-    if failed:
-        error = TaskFailed(
-            job.node_id,
-            FAILED,
-            f"{len(failed)} of {len(children)} mapped elements failed: {', '.join(failed[:10])}",
-        )
-        return _fail(job, emit, FAILED, error, None, 1, started, inputs, None)
-    values = [r.output(None) if job.n_outputs is None else r.values for r in results]  # type: ignore[union-attr]
-    try:
-        value = _store(job, (values,), store, None)
-    except (SerializationError, ArtifactError) as exc:
-        return _fail(job, emit, FAILED, exc, None, 1, started, inputs, None)
-    emit(
-        _finished(
-            job,
-            SUCCEEDED,
-            cached=False,
-            key=None,
-            attempts=1,
-            started=started,
-            inputs=inputs,
-            outputs=list(value.artifacts),
-            note=None,
-        )
-    )
-    return value
-
-
-def _attempt_done(
-    emit: Emit, job: Job, attempt: int, state: str, error: BaseException | None
-) -> None:
-    emit(
-        {
-            "kind": "attempt_finished",
-            "node": job.node_id,
-            "attempt": attempt,
-            "state": state,
-            "ts": time.time(),
-            "error": describe(error) if error else None,
-        }
-    )
-
-
-def _fail(
+def fail(
     job: Job,
     emit: Emit,
     state: str,
@@ -410,10 +367,14 @@ def _fail(
     inputs: list[dict[str, Any]],
     note: str | None,
     ctx: TaskContext | None = None,
+    texts: tuple[Captured, Captured] | None = None,
 ) -> NodeValue:
-    tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    tb = user_traceback(error)
+    message = describe(error)
+    if note and "could not be" in note:  # a broken cached copy first: keep that visible
+        message = f"{message} (before that: {note})"
     emit(
-        _finished(
+        finished(
             job,
             state,
             key=key,
@@ -422,14 +383,16 @@ def _fail(
             inputs=inputs,
             note=note,
             ctx=ctx,
-            error=describe(error),
+            error=message,
             traceback=tb,
+            text=texts[0] if texts else None,
+            attempt_text=texts[1] if texts else None,
         )
     )
-    raise TaskFailed(job.node_id, state, describe(error))
+    raise TaskFailed(job.node_id, state, message, error, tb)
 
 
-def _finished(
+def finished(
     job: Job, state: str, *, key: str | None, outputs: Any = (), **fields: Any
 ) -> dict[str, Any]:
     """This job's ``task_finished`` event."""

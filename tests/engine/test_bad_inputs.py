@@ -75,8 +75,8 @@ def pair_of_three() -> tuple[int, int]:
 
 
 @task
-def pair_of_list() -> tuple[int, int]:
-    return [1, 2]  # type: ignore[return-value]
+def pair_of_text() -> tuple[str, str]:
+    return "ab"  # type: ignore[return-value]
 
 
 @pipeline
@@ -96,8 +96,8 @@ def wrong_tuple_length():
 
 
 @pipeline
-def list_for_a_tuple():
-    first, second = pair_of_list()
+def text_for_a_tuple():
+    first, second = pair_of_text()
     return second
 
 
@@ -312,24 +312,24 @@ CASES = [
             failed_task=(
                 "pair_of_three",
                 r"^TaskError: task `pair_of_three` is annotated to return a tuple of 2 "
-                r"values but returned a tuple of 3; return exactly 2 values or change the "
-                r"return annotation$",
+                r"values but returned a tuple of 3; return exactly 2 values \(a tuple or list\) "
+                r"or change the return annotation$",
             ),
         ),
         id="tuple-wrong-length",
     ),
     pytest.param(
         Case(
-            lambda tmp, mp: list_for_a_tuple(executor="inline"),
+            lambda tmp, mp: text_for_a_tuple(executor="inline"),
             RunFailed,
-            r"task `pair_of_list` failed",
+            r"task `pair_of_text` failed",
             failed_task=(
-                "pair_of_list",
-                r"task `pair_of_list` is annotated to return a tuple of 2 values but "
-                r"returned a list; return exactly 2 values",
+                "pair_of_text",
+                r"task `pair_of_text` is annotated to return a tuple of 2 values but "
+                r"returned a str; return exactly 2 values",
             ),
         ),
-        id="tuple-got-list",
+        id="tuple-got-str",
     ),
     pytest.param(
         Case(

@@ -278,6 +278,7 @@ def test_to_json_is_serialisable_and_complete(graph: Graph) -> None:
         "outputs": None,
         "map_index": 0,
         "expand": None,
+        "code": graph["train[0]"].cache_version,
         "args": ["train_rows", "C"],
         "cache": True,
         "persist": True,

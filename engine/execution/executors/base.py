@@ -15,16 +15,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..job import Emit, Job, NodeValue
+from ..job import Emit, Job, NodeValue, TaskFailed
 from ..worker import execute_job
 
 
 @dataclass
 class Execution:
-    """What an executor hands back: wanted values, and errors that produced no event."""
+    """What an executor hands back: wanted values, errors that produced no event, and the
+    failures tasks reported (with the exception each raised, where it could travel back)."""
 
     values: dict[str, NodeValue] = field(default_factory=dict)
     errors: dict[str, BaseException] = field(default_factory=dict)
+    failures: dict[str, TaskFailed] = field(default_factory=dict)
     cancelled: bool = False
 
 
@@ -137,9 +139,9 @@ def run_queue(
             try:
                 value = future.result()
             except BaseException as exc:  # noqa: BLE001 - recorded as the node's failure
-                from ..job import TaskFailed
-
-                if not isinstance(exc, TaskFailed):
+                if isinstance(exc, TaskFailed):
+                    result.failures[node_id] = exc
+                else:
                     result.errors[node_id] = exc
                 skip_downstream(node_id)
                 continue

@@ -523,7 +523,7 @@ def test_retry_reuses_succeeded_tasks(cli: Cli) -> None:
     assert data["output"] == 10
     tasks = {t["node"]: t for t in data["tasks"]}
     assert tasks["first"]["cached"] is True
-    assert tasks["first"]["note"] == "reused from the resumed run"
+    assert tasks["first"]["note"] == f"reused from run {run_id}"
     assert tasks["second"]["cached"] is False and tasks["second"]["attempts"] == 1
     # `first` is cache=False: it was reused from the failed run, not run again
     assert cli.calls() == ["first", "second", "second"]

@@ -78,6 +78,36 @@ def test_wrong_tuple_length_fails_without_retrying() -> None:
     )
 
 
+@task
+def pair_as_list() -> tuple[int, int]:
+    return [1, 2]  # type: ignore[return-value]
+
+
+@task
+def pair_as_array() -> tuple[float, float]:
+    import numpy as np
+
+    return np.array([0.5, 1.5])  # type: ignore[return-value]
+
+
+@task
+def add_floats(a: float, b: float) -> float:
+    return a + b
+
+
+@pipeline
+def sequences_for_tuples():
+    one, two = pair_as_list()
+    half, more = pair_as_array()
+    return add(one, two), add_floats(half, more)
+
+
+def test_a_tuple_task_may_return_any_sequence_of_the_right_length() -> None:
+    # as `one, two = [1, 2]` would: a list, or a NumPy array, of two values
+    result = sequences_for_tuples.run(executor="threads")
+    assert result.output == (3, 2.0)
+
+
 def test_context_outside_a_task_says_where_to_call_it() -> None:
     with pytest.raises(GlasspaneError, match=r"context\(\) was called outside a running task"):
         context()
