@@ -12,7 +12,8 @@ Invariants: a built-in stores a value only if loading gives back an equal value 
 type; anything else goes on to the next candidate (a tuple is not JSON, it would come back
 as a list; an object array is not npy; a frame that parquet would alter is pickled).
 Materializer names are unique. Nothing here imports pandas, numpy or pyarrow until a value
-of theirs is seen. :func:`preview` builds
+of theirs is seen, and then only through :func:`~glasspane.artifacts.loading.import_module`,
+since values are stored and loaded on many threads at once. :func:`preview` builds
 the small JSON summary shown in the UI and never raises.
 """
 
@@ -21,11 +22,11 @@ from __future__ import annotations
 import io
 import json
 import math
-import pickle
 import sys
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ArtifactError, ConfigError, SerializationError
+from .loading import import_module, unpickle
 
 __all__ = [
     "Materializer",
@@ -95,9 +96,7 @@ class ParquetMaterializer:
         return frame is not None and type(value) is frame
 
     def dump(self, value: Any) -> bytes:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
+        pa, pq = import_module("pyarrow"), import_module("pyarrow.parquet")
         buffer = io.BytesIO()
         pq.write_table(pa.Table.from_pandas(value, preserve_index=None), buffer)
         data = buffer.getvalue()
@@ -108,8 +107,8 @@ class ParquetMaterializer:
         return data
 
     def load(self, data: bytes) -> Any:
-        import pyarrow.parquet as pq
-
+        pq = import_module("pyarrow.parquet")
+        import_module("pandas")  # to_pandas imports it
         return pq.read_table(io.BytesIO(data)).to_pandas()
 
 
@@ -149,16 +148,12 @@ class NpyMaterializer:
         return ndarray is not None and type(value) is ndarray and not value.dtype.hasobject
 
     def dump(self, value: Any) -> bytes:
-        import numpy as np
-
         buffer = io.BytesIO()
-        np.save(buffer, value, allow_pickle=False)
+        import_module("numpy").save(buffer, value, allow_pickle=False)
         return buffer.getvalue()
 
     def load(self, data: bytes) -> Any:
-        import numpy as np
-
-        return np.load(io.BytesIO(data), allow_pickle=False)
+        return import_module("numpy").load(io.BytesIO(data), allow_pickle=False)
 
 
 def _json_able(value: Any) -> bool:
@@ -204,12 +199,10 @@ class PickleMaterializer:
         return True
 
     def dump(self, value: Any) -> bytes:
-        import cloudpickle
-
-        return cloudpickle.dumps(value, protocol=5)
+        return import_module("cloudpickle").dumps(value, protocol=5)
 
     def load(self, data: bytes) -> Any:
-        return pickle.loads(data)
+        return unpickle(data)
 
 
 _FIRST: list[Materializer] = []

@@ -26,27 +26,25 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import re
 import stat
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import unquote
 
 from .. import hashing
 from ..errors import ArtifactError, ConfigError, CorruptedArtifact, SerializationError
 from ..types import ArtifactInfo
+from .loading import load
+from .local import TMP_PREFIX, write_local
 from .materializers import dump, get_materializer, preview, type_name
+from .names import HEX, check_hex, containment_problem
 
 __all__ = ["ArtifactStore"]
 
-_HEX = re.compile(r"[0-9a-f]{16,128}")
 _MISSING = (FileNotFoundError, NotADirectoryError)
-_TMP_PREFIX = ".tmp-"
 # fsspec protocols of object stores: no directories, so nothing to create before a write.
 _OBJECT_STORES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss"})
 _WRITABLE = "check that GLASSPANE_ARTIFACT_ROOT is writable"
@@ -58,30 +56,6 @@ _RECOMPUTE = (
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _check_hex(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not _HEX.fullmatch(value):
-        raise ArtifactError(
-            f"invalid {what} {value!r}: expected 16-128 lowercase hex characters, as made by "
-            "glasspane.hashing; do not build artifact names by hand"
-        )
-    return value
-
-
-def _containment_problem(relative: Any) -> str | None:
-    """Why ``relative`` is not a safe relative name under a root, or None if it is."""
-    if not isinstance(relative, str) or not relative:
-        return "it is empty"
-    if unquote(relative) != relative:
-        return "it contains URL-encoded characters"
-    if "\\" in relative or "\0" in relative:
-        return "it contains a backslash or a NUL byte"
-    if relative.startswith(("/", "~")) or "://" in relative or re.match(r"[A-Za-z]:", relative):
-        return "it is an absolute path or a URL"
-    if any(part in ("", ".", "..") for part in relative.split("/")):
-        return "it contains an empty, `.` or `..` segment"
-    return None
 
 
 class ArtifactStore:
@@ -154,7 +128,7 @@ class ArtifactStore:
                 an empty segment or a backslash, or (local roots) leaves the root through a
                 symlink.
         """
-        problem = _containment_problem(relative)
+        problem = containment_problem(relative)
         full = ""
         if problem is None and not self._local:
             full = f"{self._base}/{relative}"
@@ -195,7 +169,7 @@ class ArtifactStore:
     def _relative(self, uri: str) -> str:
         """The part of a recorded ``uri`` below the root; refuses URIs elsewhere."""
         prefix = self._base.rstrip("/") + ("/" if not self._local else os.sep)
-        if not uri.startswith(prefix):
+        if not isinstance(uri, str) or not uri.startswith(prefix):
             raise ArtifactError(
                 f"refusing artifact path {uri!r}: it is not under `{self.root}`; artifacts "
                 "are read only from GLASSPANE_ARTIFACT_ROOT (rerun the task to recompute it)"
@@ -203,11 +177,11 @@ class ArtifactStore:
         return uri[len(prefix) :].replace(os.sep, "/") if self._local else uri[len(prefix) :]
 
     def _object_uri(self, content_hash: str, extension: str) -> str:
-        h = _check_hex(content_hash, "content hash")
+        h = check_hex(content_hash, "content hash")
         return self.resolve(f"objects/{h[:2]}/{h}.{extension}")
 
     def _key_uri(self, cache_key: str) -> str:
-        k = _check_hex(cache_key, "cache key")
+        k = check_hex(cache_key, "cache key")
         return self.resolve(f"keys/{k[:2]}/{k}.json")
 
     # -- bytes ---------------------------------------------------------------------------
@@ -240,7 +214,7 @@ class ArtifactStore:
     def _write(self, uri: str, data: bytes, what: str = "artifact") -> None:
         try:
             if self._local:
-                _write_local(uri, data)
+                write_local(uri, data)
             elif self._object_store:
                 # FileNotFoundError here means no bucket; makedirs would create one.
                 self.fs.pipe_file(uri, data)
@@ -254,6 +228,33 @@ class ArtifactStore:
             raise ArtifactError(
                 f"cannot write {what} to {uri}: {_cause(exc, uri)}; {_WRITABLE}"
             ) from exc
+
+    def check_writable(self) -> None:
+        """Check that outputs can be stored under the root, before a run starts.
+
+        Writes a small probe object under ``objects/`` and removes it: on a local root,
+        missing directories are created as :meth:`put` would; on an object store it is one
+        PUT and one delete. Costs well under a millisecond on a local disk.
+
+        Raises:
+            ConfigError: the root cannot be written (permission denied, not a directory,
+                read-only file system, a missing bucket, ...); the message names the root,
+                the reason and what to do.
+        """
+        try:
+            uri = self.resolve(f"objects/{TMP_PREFIX}probe-{uuid.uuid4().hex}")
+            self._write(uri, b"", what="probe")
+            self._delete(uri)
+        except ArtifactError as exc:
+            cause = exc.__cause__
+            if self._object_store and isinstance(cause, FileNotFoundError):
+                reason = "the bucket does not exist (glasspane never creates buckets)"
+            else:
+                reason = _cause(cause, uri) if cause is not None else str(exc)
+            raise ConfigError(
+                f"artifact root `{self.root}` is not writable: {reason}; fix its permissions, "
+                "or set GLASSPANE_ARTIFACT_ROOT to a directory or bucket glasspane can write to"
+            ) from (cause or exc)
 
     # -- artifacts -------------------------------------------------------------------------
 
@@ -275,7 +276,7 @@ class ArtifactStore:
         """
         if content_hash is None:
             content_hash = hashing.content_hash(value)
-        _check_hex(content_hash, "content hash")
+        check_hex(content_hash, "content hash")
         materializer, data = dump(value, where=where)
         uri = self._object_uri(content_hash, materializer.extension)
         digest = _sha256(data)
@@ -303,10 +304,27 @@ class ArtifactStore:
             info: As returned by :meth:`put` (or read back from the metadata store).
             verify: Check the bytes against ``info.digest`` before loading.
 
+        Loading imports the libraries the value needs without deadlocking against other
+        threads importing them (see :mod:`glasspane.artifacts.loading`).
+
         Raises:
-            ArtifactError: the blob is missing or unreadable, or its materializer fails.
+            ArtifactError: the blob is missing or unreadable, its record is unusable, or
+                loading it fails in any way (the original exception is the ``__cause__``).
             CorruptedArtifact: the bytes do not match the recorded digest.
         """
+        try:
+            return self._get(info, verify)
+        except ArtifactError:
+            raise
+        except (Exception, SystemExit) as exc:  # a value must not end a worker thread either
+            raise ArtifactError(
+                f"cannot load artifact {info.uri} of type `{info.type_name}` with materializer "
+                f"`{info.materializer or 'pickle'}` ({_named(exc)}); check that the libraries "
+                "that wrote it are installed in compatible versions, or run `glasspane cache "
+                "clear` to recompute it"
+            ) from exc
+
+    def _get(self, info: ArtifactInfo, verify: bool) -> Any:
         uri = info.uri
         if uri is None:
             raise ArtifactError(
@@ -325,16 +343,7 @@ class ArtifactStore:
                     f"artifact {uri} is corrupted: expected sha256 {info.digest}, found {actual}; "
                     f"{_RECOMPUTE}"
                 )
-        name = info.materializer or "pickle"
-        materializer = get_materializer(name)
-        try:
-            return materializer.load(data)
-        except Exception as exc:
-            raise ArtifactError(
-                f"cannot load artifact {uri} of type `{info.type_name}` with materializer "
-                f"`{name}`: {_cause(exc, uri)}; check that the libraries that wrote it are "
-                "installed in compatible versions, or run `glasspane cache clear` to recompute it"
-            ) from exc
+        return load(get_materializer(info.materializer or "pickle").load, data)
 
     def verify(self, info: ArtifactInfo) -> bool:
         """Return True if the blob of ``info`` exists and matches its digest; never raises."""
@@ -403,10 +412,7 @@ class ArtifactStore:
                 if not isinstance(entry, dict) or entry.get("task") != task:
                     continue
             try:
-                if self._local:
-                    os.unlink(uri)
-                else:
-                    self.fs.rm_file(uri)
+                self._delete(uri)
             except _MISSING:
                 continue
             except Exception as exc:
@@ -415,6 +421,12 @@ class ArtifactStore:
                 ) from exc
             removed += 1
         return removed
+
+    def _delete(self, uri: str) -> None:
+        if self._local:
+            os.unlink(uri)
+        else:
+            self.fs.rm_file(uri)
 
     def _key_files(self) -> Iterator[str]:
         keys = self.resolve("keys")
@@ -444,7 +456,7 @@ class ArtifactStore:
             # put under keys/ by hand (stray uploads, odd object names) are left alone.
             hh, _, name = relative.partition("/")
             key = name.removesuffix(".json")
-            if name.endswith(".json") and _HEX.fullmatch(key) and hh == key[:2]:
+            if name.endswith(".json") and HEX.fullmatch(key) and hh == key[:2]:
                 yield self._key_uri(key)
 
 
@@ -458,6 +470,12 @@ def _cause(exc: BaseException, uri: str) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _named(exc: BaseException) -> str:
+    """``Type: message`` of an exception, for one-line messages."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _holds(materializer: Any, data: bytes, content_hash: str) -> bool:
     """Whether stored bytes still hold the value ``content_hash`` names.
 
@@ -467,32 +485,6 @@ def _holds(materializer: Any, data: bytes, content_hash: str) -> bool:
     load is replaced.
     """
     try:
-        return bool(hashing.content_hash(materializer.load(data)) == content_hash)
+        return bool(hashing.content_hash(load(materializer.load, data)) == content_hash)
     except Exception:
         return False
-
-
-def _write_local(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory."""
-    directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f"{_TMP_PREFIX}{uuid.uuid4().hex}-{name}")
-    # O_EXCL: never write through a file (or symlink) someone placed at the temp name.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    try:
-        fd = os.open(tmp, flags, 0o666)
-    except (FileNotFoundError, NotADirectoryError):
-        # the shard directory's first file: one mkdir, not one per write (and makedirs names
-        # a file standing where the directory should be)
-        os.makedirs(directory, exist_ok=True)
-        fd = os.open(tmp, flags, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            # No fsync: the rename makes the write atomic for every reader, and a blob torn
-            # by a power loss fails its digest on read and is recomputed. fsync would cost
-            # ~0.5 ms per artifact (measured here), twice per task.
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -320,3 +323,89 @@ def test_symlinks_inside_the_root_are_fine(store: ArtifactStore, tmp_path: Path)
     (root / "objects").symlink_to(root / "real")
     info = store.put("value")
     assert store.get(info) == "value"
+
+
+# -- check_writable: the artifact root, checked before a run starts --------------------------
+
+UNWRITABLE = (
+    "fix its permissions, or set GLASSPANE_ARTIFACT_ROOT to a directory or bucket glasspane "
+    "can write to"
+)
+
+
+def test_check_writable_creates_a_missing_root_and_leaves_nothing(tmp_path: Path):
+    root = tmp_path / "new" / "artifacts"
+    ArtifactStore(str(root)).check_writable()
+    assert root.is_dir()
+    assert _files(root) == []
+
+
+def test_check_writable_on_a_root_that_is_a_file(tmp_path: Path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a regular file where the root should be")
+    with pytest.raises(ConfigError) as caught:
+        ArtifactStore(str(blocker)).check_writable()
+    assert str(caught.value) == (
+        f"artifact root `{blocker}` is not writable: Not a directory ({blocker}/objects); "
+        + UNWRITABLE
+    )
+    assert isinstance(caught.value.__cause__, NotADirectoryError)
+
+
+def test_check_writable_where_even_root_may_not_write(tmp_path: Path):
+    root = "/sys/glasspane-artifacts"  # sysfs refuses new directories, to root as well
+    if not os.path.isdir("/sys") or os.path.exists(root):
+        pytest.skip("needs a Linux /sys")
+    with pytest.raises(ConfigError) as caught:
+        ArtifactStore(root).check_writable()
+    message = str(caught.value)
+    assert message.startswith(f"artifact root `{root}` is not writable: ")
+    assert message.endswith(UNWRITABLE)
+    assert isinstance(caught.value.__cause__, OSError)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="permissions do not stop root")
+def test_check_writable_on_a_read_only_directory(tmp_path: Path):
+    root = tmp_path / "artifacts"
+    root.mkdir(mode=0o500)
+    with pytest.raises(ConfigError, match=rf"`{root}` is not writable: Permission denied"):
+        ArtifactStore(str(root)).check_writable()
+
+
+def test_check_writable_on_a_read_only_file_system(tmp_path: Path):
+    """A read-only bind mount, in a mount namespace of its own that ends with the check."""
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    script = (
+        f"mount --bind {root} {root} && mount -o remount,ro,bind {root} || exit 77; "
+        f'exec {sys.executable} -c "from glasspane.artifacts import ArtifactStore; '
+        f"ArtifactStore('{root}').check_writable()\""
+    )
+    try:
+        done = subprocess.run(
+            ["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True
+        )
+    except FileNotFoundError:
+        pytest.skip("needs unshare(1)")
+    if done.returncode == 77 or "Operation not permitted" in done.stderr[:300]:
+        pytest.skip("cannot make a read-only mount here (needs CAP_SYS_ADMIN)")
+    assert (
+        f"glasspane.errors.ConfigError: artifact root `{root}` is not writable: Read-only file "
+        f"system ({root}/objects); {UNWRITABLE}"
+    ) in done.stderr
+
+
+def test_check_writable_on_a_memory_root(memory_store: ArtifactStore):
+    memory_store.check_writable()
+    assert memory_store.fs.find(memory_store.root) == []
+
+
+def test_check_writable_is_cheap(tmp_path: Path):
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    store.check_writable()  # the first call creates the directory
+    timings = []
+    for _ in range(50):
+        started = time.perf_counter()
+        store.check_writable()
+        timings.append(time.perf_counter() - started)
+    assert sorted(timings)[len(timings) // 2] < 0.005  # it runs before every run

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from glasspane.artifacts import ArtifactStore
-from glasspane.errors import ArtifactError, CorruptedArtifact
+from glasspane.errors import ArtifactError, ConfigError, CorruptedArtifact
 from glasspane.hashing import content_hash
 
 KEY = "ab" * 16
@@ -171,3 +171,20 @@ def test_pickled_store_reaches_the_same_bucket(store: ArtifactStore):
     assert clone.get(info) == {"shipped": True}
     clone.write_key(KEY, {"task": "t"})
     assert store.read_key(KEY) == {"task": "t"}
+
+
+def test_check_writable_leaves_nothing_behind(store: ArtifactStore, s3_root: str, s3_client):
+    store.check_writable()
+    assert _keys(s3_client, s3_root) == []
+
+
+def test_check_writable_names_a_missing_bucket(s3_root: str, s3_client):
+    store = ArtifactStore("s3://glasspane-no-such-bucket/prefix")
+    with pytest.raises(ConfigError) as caught:
+        store.check_writable()
+    assert str(caught.value).startswith(
+        "artifact root `s3://glasspane-no-such-bucket/prefix` is not writable: the bucket does "
+        "not exist (glasspane never creates buckets); "
+    )
+    buckets = [b["Name"] for b in s3_client.list_buckets()["Buckets"]]
+    assert "glasspane-no-such-bucket" not in buckets
