@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 from glasspane import pipeline, task
-from glasspane.artifacts import ArtifactStore
-from glasspane.artifacts.loading import import_module, unpickle
+from glasspane.artifacts import ArtifactStore, unpickle
+from glasspane.artifacts.loading import import_module
 from glasspane.errors import ArtifactError
 from glasspane.types import ArtifactInfo
 
