@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import os
 import re
 import sys
 import threading
@@ -28,7 +27,7 @@ from typing import Any
 from ...errors import ConfigError, ExecutorError
 from ...types import CRASHED, SUCCEEDED
 from ..fusion import DURATIONS, Unit, batch_siblings, fuse_chains
-from ..job import Emit, Job, TaskFailed
+from ..job import BY_VALUE, Emit, Job, TaskFailed
 from .base import Execution
 from .dask_tasks import TOPIC, expression, task_graph
 
@@ -356,22 +355,22 @@ class AttemptLedger:
 def ship_user_code(jobs: Sequence[Job]) -> None:
     """Pickle the user's own modules by value, so workers need not be able to import them.
 
-    Installed packages (under ``sys.prefix``) and glasspane itself are pickled by reference.
+    That is every user module a task's code reaches (see :func:`~glasspane.fingerprint.
+    user_modules`: the task's module, the helpers it imports from beside it, ...).
+    Installed packages, the standard library and glasspane are pickled by reference: the
+    workers must have them installed.
     """
     import cloudpickle
 
-    prefixes = tuple({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
-    for name in {job.task.fn.__module__ for job in jobs}:
-        if name in _shipped or name == "__main__" or name.split(".")[0] == "glasspane":
-            continue
-        module = sys.modules.get(name)
-        path = getattr(module, "__file__", None)
-        if module is None or path is None:
-            continue
-        if os.path.realpath(path).startswith(prefixes):
-            continue
-        cloudpickle.register_pickle_by_value(module)
-        _shipped.add(name)
+    from ...fingerprint import user_modules
 
-
-_shipped: set[str] = set()
+    seen: set[int] = set()
+    for job in jobs:
+        if id(job.task) in seen:
+            continue
+        seen.add(id(job.task))
+        for name in user_modules(job.task.fn):
+            if name in BY_VALUE or name in ("__main__", "__mp_main__") or name not in sys.modules:
+                continue
+            cloudpickle.register_pickle_by_value(sys.modules[name])
+            BY_VALUE.add(name)

@@ -29,19 +29,32 @@ EVENTS_PER_MESSAGE = 200
 Pick = tuple[int, "int | None"]
 
 
-def task_graph(batches: Sequence[list[Unit]], run_id: str) -> tuple[dict[Any, Any], list[Any], Any]:
-    """The run as one Dask graph.
+def task_graph(
+    batches: Sequence[list[Unit]],
+    run_id: str,
+    inputs: Mapping[str, NodeValue] | None = None,
+    name: str = "",
+) -> tuple[dict[Any, Any], list[Any], Any]:
+    """The run (or an expander's children) as one Dask graph.
+
+    ``inputs`` are values of nodes outside the graph that its jobs depend on (an expander's
+    dependencies, for its children): each goes into the graph once, as data. ``name``
+    makes the keys of gathers and inputs unique when one run submits several graphs.
 
     Returns the graph, the key of each batch (in order) and per-key resources for
     ``Client.get`` (a function of the key, or ``None`` when no task asks for any).
     """
-    from dask._task_spec import Task, TaskRef
+    from dask._task_spec import DataNode, Task, TaskRef
 
     dsk: dict[Any, Any] = {}
     keys: list[Any] = []
     where: dict[str, tuple[Any, int | None]] = {}  # node -> (key, index inside a batch)
+    for node_id, value in (inputs or {}).items():
+        data_key = f"glasspane-input{name}-{node_id}-{run_id}"
+        dsk[data_key] = DataNode(data_key, value)
+        where[node_id] = (data_key, None)
     resources: dict[Any, dict[str, float]] = {}
-    gather_name = f"glasspane-gather-{run_id}"
+    gather_name = f"glasspane-gather{name}-{run_id}"
     n_gathers = 0
     for batch in batches:
         inputs: dict[Any, int] = {}  # distinct input keys, in first-use order
@@ -123,16 +136,7 @@ def run_batch(
         outbox.put(run_id, event)
 
     def spawn(children: list[Job], deps: Mapping[str, NodeValue]) -> list[Any]:
-        from distributed import worker_client
-
-        with worker_client() as client:
-            futures = [
-                client.submit(
-                    _dask_child, child, run_id, dict(deps), key=child.dask_key, pure=False
-                )
-                for child in children
-            ]
-            return results_or_errors(futures)
+        return spawn_children(children, deps, run_id)
 
     flat = _flatten(parts)
 
@@ -170,11 +174,38 @@ def run_batch(
     return tuple(out)
 
 
-def _dask_child(job: Job, run_id: str, deps: dict[str, NodeValue]) -> NodeValue:
-    from distributed import get_worker
+def spawn_children(
+    children: list[Job], deps: Mapping[str, NodeValue], run_id: str
+) -> list[NodeValue | BaseException]:
+    """Runs on a Dask worker, inside an expander: its children as one graph, batched as the
+    elements of a static map are, submitted in one message; one result per child.
 
-    outbox = _outbox(get_worker())
-    return execute_job(job, deps, lambda event: outbox.put(run_id, event))
+    The expander's task leaves the worker's thread pool while it waits (``worker_client``),
+    so its own thread runs children too.
+    """
+    import uuid
+
+    from distributed import worker_client
+
+    from ..fusion import batch_siblings, fuse_chains
+
+    with worker_client() as client:
+        slots = max(1, sum(client.nthreads().values()))
+        batches = batch_siblings(fuse_chains(children, set()), set(), slots)
+        name = f"-{children[0].parent}-{uuid.uuid4().hex[:8]}"
+        dsk, keys, resources = task_graph(batches, run_id, deps, name)
+        futures = client.get(expression(dsk, run_id), keys, sync=False, resources=resources)
+        found: dict[str, NodeValue | BaseException] = {}
+        for batch, outcome in zip(batches, results_or_errors(futures)):
+            if len(batch) == 1:
+                found[batch[0].tail.node_id] = outcome
+            elif isinstance(outcome, BaseException):
+                for unit in batch:
+                    found[unit.tail.node_id] = outcome
+            else:
+                for unit, one in zip(batch, outcome):
+                    found[unit.tail.node_id] = one
+        return [found[child.node_id] for child in children]
 
 
 #: seconds a worker lets events accumulate after sending a batch
