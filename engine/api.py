@@ -34,13 +34,26 @@ _lock = threading.Lock()
 _stores: dict[str, MetadataStore] = {}
 
 
-def metadata_store(settings: Settings) -> MetadataStore:
-    """The process's :class:`MetadataStore` for the configured database URL."""
+def metadata_store(settings: Settings, *, create: bool = True) -> MetadataStore:
+    """The process's :class:`MetadataStore` for the configured database URL.
+
+    Args:
+        create: create the database when it does not exist; readers pass False, so a
+            mistyped URL or GLASSPANE_HOME creates nothing.
+
+    Raises:
+        NotFound: ``create`` is False and there is no database (the message names the
+            setting that points there).
+    """
     url = settings.resolved_database_url
     with _lock:
         store = _stores.get(url)
         if store is None:
-            store = _stores[url] = MetadataStore(url)
+            try:
+                store = MetadataStore(url, create=create)
+            except NotFound:
+                raise _no_database(settings) from None
+            _stores[url] = store
         return store
 
 
@@ -116,10 +129,21 @@ def runs(
     pipeline: str | None = None,
     state: str | None = None,
     settings: Settings | None = None,
+    missing_ok: bool = True,
 ) -> list[dict[str, Any]]:
-    """Recent runs, newest first."""
+    """Recent runs, newest first.
+
+    Args:
+        missing_ok: with no database yet (nothing ever ran), return ``[]``; False raises
+            :class:`NotFound` naming the setting that points there. No database is created.
+    """
     settings = settings or load_settings()
-    store = metadata_store(settings)
+    try:
+        store = metadata_store(settings, create=False)
+    except NotFound:
+        if missing_ok:
+            return []
+        raise
     sweep_crashed(store, settings)
     return store.list_runs(limit=limit, pipeline=pipeline, state=state)
 
@@ -134,7 +158,7 @@ def sweep_crashed(store: MetadataStore, settings: Settings) -> list[str]:
 def get_run(run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
     """One run with its tasks (accepts a unique id prefix)."""
     settings = settings or load_settings()
-    store = metadata_store(settings)
+    store = _store_with_run(settings, run_id)
     sweep_crashed(store, settings)
     return store.get_run(run_id)
 
@@ -168,6 +192,8 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
     data = result.to_dict()
     for key in ("created_at", "started_at", "ended_at", "duration", "trigger", "executor"):
         data[key] = run.get(key)
+    for entry, task in zip(data["tasks"], run["tasks"]):
+        entry["traceback"] = task.get("traceback")
     return data
 
 
@@ -298,7 +324,7 @@ def lineage(
     if direction not in ("upstream", "downstream"):
         raise ConfigError(f"direction must be `upstream` or `downstream`, not `{direction}`")
     settings = settings or load_settings()
-    store = metadata_store(settings)
+    store = _store_with_run(settings, run_id)
     run = store.get_run(run_id)
     nodes = {t["node"] for t in run["tasks"]}
     if node not in nodes:
@@ -313,3 +339,121 @@ def clear_cache(task: str | None = None, *, settings: Settings | None = None) ->
     """Forget cached outputs (all, or one task's); artifacts already recorded stay readable."""
     settings = settings or load_settings()
     return artifact_store(settings).clear_keys(task)
+
+
+def _no_database(settings: Settings) -> NotFound:
+    """No database where the settings point: say which setting, and what to do."""
+    from .store import database_location
+
+    where = database_location(settings.resolved_database_url)
+    source = settings.source("database_url" if settings.database_url else "home")
+    if source == "the default":
+        return NotFound(
+            f"no glasspane database exists at {where} (the default, under ~/.glasspane); run "
+            "a pipeline first (that creates it), or set GLASSPANE_HOME or GLASSPANE_DATABASE_URL "
+            "to where your runs are recorded"
+        )
+    return NotFound(
+        f"no glasspane database exists at {where} ({source} points there); run a pipeline "
+        f"first (that creates it), or fix {source}"
+    )
+
+
+def _store_with_run(settings: Settings, run_id: str) -> MetadataStore:
+    """The store to look ``run_id`` up in; with no database, no run has that id."""
+    try:
+        return metadata_store(settings, create=False)
+    except NotFound:
+        # `glasspane runs list` says where the database should be and which setting says so
+        raise NotFound(f"no run `{run_id}`; list runs with `glasspane runs list`") from None
+
+
+def task_logs(
+    run_id: str, node: str, attempt: int | None = None, *, settings: Settings | None = None
+) -> dict[str, Any]:
+    """What one task run printed and logged, attempt by attempt, with its tracebacks.
+
+    Args:
+        run_id: the run's id or a unique prefix of it.
+        node: the node id of the task run.
+        attempt: only this attempt (1 is the first); None for all.
+
+    Returns:
+        ``{"run_id", "node", "task", "state", "cached", "cache_key", "note", "error",
+        "attempts", "stdout", "stderr", "log_tail", "traceback"}``: ``attempts`` as
+        :meth:`MetadataStore.attempts` returns them (each with its own text); the other text
+        fields are the task run's, all attempts together (the final attempt's traceback).
+        ``note`` says why there are no attempts (a cache hit and its key, or a task that
+        never ran).
+
+    Raises:
+        NotFound: no database, run, node or attempt (the message lists what exists).
+    """
+    settings = settings or load_settings()
+    store = _store_with_run(settings, run_id)
+    run = store.get_run(run_id)
+    attempts = store.attempts(run["run_id"], node)
+    task = next(t for t in run["tasks"] if t["node"] == node)
+    where = f"task run {run['run_id']}/{node}"
+    if task["cached"]:
+        note = f"cache hit: its output was reused from cache key {task['cache_key']}"
+        if task.get("note"):
+            note += f" ({task['note']})"
+        note += ", so the task did not run in this run"
+    elif not attempts:
+        note = f"the task did not run in this run (state {task['state']})"
+        if task.get("error") or task.get("note"):
+            note += f": {task.get('error') or task.get('note')}"
+    else:
+        note = task.get("note")
+    if attempt is not None:
+        chosen = [a for a in attempts if a["attempt"] == attempt]
+        if not chosen:
+            have = ", ".join(str(a["attempt"]) for a in attempts)
+            raise NotFound(
+                f"{where} has no attempt {attempt}; "
+                + (f"its attempts are: {have}" if have else f"it has no attempts: {note}")
+            )
+        attempts = chosen
+    return {
+        "run_id": run["run_id"],
+        "node": node,
+        "task": task["task"],
+        "state": task["state"],
+        "cached": task["cached"],
+        "cache_key": task["cache_key"],
+        "note": note,
+        "error": task.get("error"),
+        "attempts": attempts,
+        **{key: task.get(key) for key in ("stdout", "stderr", "log_tail", "traceback")},
+    }
+
+
+def cached_tasks(*, settings: Settings | None = None) -> dict[str, int]:
+    """How many cache entries the artifact store holds per task name, by name."""
+    from collections import Counter
+
+    from .errors import ArtifactError
+
+    settings = settings or load_settings()
+    store = artifact_store(settings)
+    keys = store.resolve("keys")
+    fs = store.fs
+    if hasattr(fs, "invalidate_cache"):  # another process may have added keys
+        fs.invalidate_cache(keys)
+    try:
+        paths = fs.find(keys)
+    except FileNotFoundError:
+        paths = []
+    counts: Counter[str] = Counter()
+    for path in paths:
+        name = str(path).rsplit("/", 1)[-1]
+        if not name.endswith(".json"):
+            continue
+        try:
+            entry = store.read_key(name.removesuffix(".json"))
+        except ArtifactError:  # not a name the store writes
+            continue
+        if entry and isinstance(entry.get("task"), str):
+            counts[entry["task"]] += 1
+    return dict(sorted(counts.items()))

@@ -1,8 +1,14 @@
-"""``glasspane``: run pipelines, inspect runs, resume failures, trace lineage.
+"""``glasspane``: run pipelines, inspect runs, read task logs, resume failures, trace lineage.
 
 Exit codes: 0 the run succeeded (or the command worked), 1 the run failed, 2 a usage,
 definition or configuration error, 130 the run was cancelled. User errors print one
-message naming what, where and what next — never a glasspane traceback.
+message naming what, where and what next — never a glasspane traceback. Warnings glasspane
+gives on purpose (:class:`~glasspane.errors.GlasspaneWarning`) are one
+``glasspane: warning: ...`` line each.
+
+With ``--json``, stdout holds the JSON object and nothing else: while the run runs, file
+descriptor 1 points at stderr, so whatever tasks print (through Python, C code, or Dask
+worker processes started meanwhile) lands on stderr.
 """
 
 from __future__ import annotations
@@ -12,68 +18,14 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+from .parser import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, build_parser
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="glasspane",
-        description="Run ML pipelines as DAGs on Dask, cached by content, with lineage.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def executor_opts(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--executor",
-            "-e",
-            default=None,
-            help="inline | threads | dask | tcp://HOST:PORT (default: threads, "
-            "or GLASSPANE_EXECUTOR)",
-        )
-        p.add_argument("--json", action="store_true", help="print one JSON object")
-
-    def param_opt(p: argparse.ArgumentParser, help_: str) -> None:
-        p.add_argument(
-            "-p", "--param", action="append", default=[], metavar="NAME=VALUE", help=help_
-        )
-
-    run = sub.add_parser("run", help="run a pipeline")
-    run.add_argument("pipeline", help="FILE.py:NAME or package.module:NAME")
-    param_opt(run, "pipeline parameter; VALUE is read as JSON where it parses")
-    executor_opts(run)
-
-    runs = sub.add_parser("runs", help="list or show runs")
-    runs_sub = runs.add_subparsers(dest="runs_command", metavar="list|show", required=True)
-    lst = runs_sub.add_parser("list", help="recent runs, newest first")
-    lst.add_argument("--limit", type=int, default=20)
-    lst.add_argument("--pipeline", default=None)
-    lst.add_argument("--state", default=None)
-    lst.add_argument("--json", action="store_true")
-    show = runs_sub.add_parser("show", help="one run and its tasks")
-    show.add_argument("run_id")
-    show.add_argument("--json", action="store_true")
-
-    retry = sub.add_parser("retry", help="resume a failed or crashed run")
-    retry.add_argument("run_id")
-    param_opt(retry, "a secret parameter to give again (secrets are never stored)")
-    executor_opts(retry)
-
-    lin = sub.add_parser("lineage", help="what fed a node's output, or what consumed it")
-    lin.add_argument("run_id")
-    lin.add_argument("node")
-    group = lin.add_mutually_exclusive_group()
-    group.add_argument("--upstream", dest="direction", action="store_const", const="upstream")
-    group.add_argument("--downstream", dest="direction", action="store_const", const="downstream")
-    lin.add_argument("--json", action="store_true")
-
-    cache = sub.add_parser("cache", help="manage the output cache")
-    cache_sub = cache.add_subparsers(dest="cache_command", metavar="clear", required=True)
-    clear = cache_sub.add_parser("clear", help="forget cached outputs")
-    clear.add_argument("--task", default=None, help="only this task's entries")
-    return parser
+__all__ = ["build_parser", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,36 +34,75 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..errors import GlasspaneError
 
     signal.signal(signal.SIGTERM, _terminate)
-    try:
-        return _dispatch(args)
-    except KeyboardInterrupt:
-        _err("cancelled")
-        return EXIT_CANCELLED
-    except GlasspaneError as exc:
-        return _user_error(exc)
-    except BrokenPipeError:
-        # the reader went away (`glasspane runs list --json | head`): not an error of ours
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_OK
+    with warnings.catch_warnings():  # restores the display hook when main returns
+        warnings.showwarning = _show_warning
+        try:
+            code = _dispatch(args)
+        except KeyboardInterrupt:
+            _err("cancelled")
+            code = EXIT_CANCELLED
+        except GlasspaneError as exc:
+            return _user_error(exc)
+        except BrokenPipeError:
+            # the reader went away (`glasspane runs list --json | head`): not an error of ours
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return EXIT_OK
+    if code == EXIT_CANCELLED:
+        _quiet_second_interrupt()
+    return code
 
 
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _quiet_second_interrupt() -> None:
+    """After a cancelled run, a second Ctrl-C (or SIGTERM) exits at once with 130.
+
+    Interpreter shutdown still closes an embedded Dask cluster in an atexit hook, which can
+    take seconds; interrupting it would print a long traceback from deep inside Dask.
+    """
+
+    def leave(signum: int, frame: Any) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - exiting anyway
+                pass
+        os._exit(EXIT_CANCELLED)
+
+    try:
+        signal.signal(signal.SIGINT, leave)
+        signal.signal(signal.SIGTERM, leave)
+    except ValueError:  # not the main thread (main() called from a thread): nothing to do
+        pass
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    from ..errors import GlasspaneWarning
+
+    if issubclass(category, GlasspaneWarning):
+        sys.stderr.write(f"glasspane: warning: {message}\n")
+        return
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def _user_error(exc: Exception) -> int:
-    from ..errors import NotFound, RunFailed
+    from ..errors import RunFailed
     from ..loader import UserCodeError
 
     if isinstance(exc, UserCodeError):
         sys.stderr.write(exc.user_traceback)
     _err(str(exc))
-    if isinstance(exc, RunFailed):
-        return EXIT_FAILED
-    if isinstance(exc, NotFound):
-        return EXIT_USAGE
-    return EXIT_USAGE
+    return EXIT_FAILED if isinstance(exc, RunFailed) else EXIT_USAGE
 
 
 def _err(message: str) -> None:
@@ -127,14 +118,20 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _runs(args)
     if args.command == "lineage":
         return _lineage(args)
+    if args.command == "logs":
+        return _logs(args)
     if args.command == "cache":
-        from .. import api
-
-        count = api.clear_cache(args.task)
-        what = f"task `{args.task}`" if args.task else "all tasks"
-        print(f"cleared {count} cache entr{'y' if count == 1 else 'ies'} for {what}")
-        return EXIT_OK
+        return _cache_clear(args)
     raise AssertionError(args.command)  # pragma: no cover - argparse requires a command
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+# ---- run and retry ------------------------------------------------------------------------------
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -172,62 +169,99 @@ def _retry(args: argparse.Namespace) -> int:
     )
 
 
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Point file descriptor 1 at stderr meanwhile: only the JSON object goes to stdout.
+
+    At the descriptor level, so output that bypasses ``sys.stdout`` (C code, ``os.write``,
+    worker processes started meanwhile, which inherit the descriptor) is moved too.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()  # what Python buffered meanwhile belongs on stderr too
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _execute(args: argparse.Namespace, start: Any, pipeline: str) -> int:
-    from rich.console import Console
-
-    from .. import api
-    from .render import LiveProgress, run_table
+    from .render import LiveProgress
 
     if args.json:
-        result = start(None)
-    else:
-        with LiveProgress(Console(stderr=True), pipeline) as progress:
-            result = start(progress)
-    if args.json:
+        with _stdout_to_stderr():
+            result = start(None)
         print(json.dumps(result.to_dict(), default=str))
     else:
-        console = Console()
-        console.print(run_table(result.to_dict()))
-        if result.state != "succeeded":
-            console.print(f"[red]{result.error}[/red]")
-            console.print(
-                f"inspect: glasspane runs show {result.run_id}\n"
-                f"resume:  glasspane retry {result.run_id}"
-            )
-        elif result.output is not None:
-            console.print("output:", json.dumps(result.to_dict()["output"], default=str)[:2000])
-    del api
+        with LiveProgress(_console(stderr=True), pipeline) as progress:
+            result = start(progress)
+        _print_result(result)
     if result.state == "succeeded":
         return EXIT_OK
     return EXIT_CANCELLED if result.state == "cancelled" else EXIT_FAILED
 
 
-def _runs(args: argparse.Namespace) -> int:
-    from rich.console import Console
+def _print_result(result: Any) -> None:
+    from rich.text import Text
 
     from .. import api
-    from .render import run_table, runs_table
+    from .render import failed_tracebacks, run_table
+
+    console = _console()
+    data = result.to_dict()
+    console.print(run_table(data, console.width))
+    if result.state == "succeeded":
+        if result.output is not None:
+            console.print("output:", json.dumps(data["output"], default=str)[:2000], markup=False)
+        return
+    summary = api.run_summary(api.get_run(result.run_id))
+    failed_tracebacks(console, summary)
+    console.print(Text(str(result.error), style="red"), soft_wrap=True)
+    failed = [t["node"] for t in summary["tasks"] if t.get("traceback")]
+    hint = f"logs:    glasspane logs {result.run_id} {failed[0]}\n" if failed else ""
+    console.print(
+        f"{hint}inspect: glasspane runs show {result.run_id}\n"
+        f"resume:  glasspane retry {result.run_id}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+# ---- reading runs ------------------------------------------------------------------------------
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from rich.text import Text
+
+    from .. import api
+    from .render import failed_tracebacks, run_table, runs_table
 
     if args.runs_command == "list":
-        items = api.runs(limit=args.limit, pipeline=args.pipeline, state=args.state)
+        items = api.runs(
+            limit=args.limit, pipeline=args.pipeline, state=args.state, missing_ok=False
+        )
         if args.json:
             print(json.dumps(items, default=str))
         else:
-            Console().print(runs_table(items))
+            console = _console()
+            console.print(runs_table(items, console.width))
         return EXIT_OK
     summary = api.run_summary(api.get_run(args.run_id))
     if args.json:
         print(json.dumps(summary, default=str))
-    else:
-        Console().print(run_table(summary))
-        if summary.get("error"):
-            Console().print(f"[red]{summary['error']}[/red]")
+        return EXIT_OK
+    console = _console()
+    console.print(run_table(summary, console.width))
+    if summary.get("error"):
+        console.print(Text(summary["error"], style="red"), soft_wrap=True)
+    failed_tracebacks(console, summary)
     return EXIT_OK
 
 
 def _lineage(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from .. import api
     from .render import lineage_table
 
@@ -235,7 +269,41 @@ def _lineage(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, default=str))
     else:
-        Console().print(lineage_table(data))
+        _console().print(lineage_table(data))
+    return EXIT_OK
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from .. import api
+    from .render import logs_text
+
+    data = api.task_logs(args.run_id, args.node, args.attempt)
+    if args.json:
+        print(json.dumps(data, default=str))
+    else:
+        logs_text(_console(), data)
+    return EXIT_OK
+
+
+def _cache_clear(args: argparse.Namespace) -> int:
+    import difflib
+
+    from .. import api
+    from ..errors import NotFound
+
+    count = api.clear_cache(args.task)
+    if args.task and not count:
+        held = api.cached_tasks()
+        if not held:
+            raise NotFound(f"the cache holds no entry for task `{args.task}`: it is empty")
+        close = difflib.get_close_matches(args.task, list(held), n=1)
+        hint = f"did you mean `{close[0]}`? " if close else ""
+        raise NotFound(
+            f"the cache holds no entry for task `{args.task}`; {hint}it holds entries for: "
+            f"{', '.join(held)}"
+        )
+    what = f"task `{args.task}`" if args.task else "all tasks"
+    print(f"cleared {count} cache entr{'y' if count == 1 else 'ies'} for {what}")
     return EXIT_OK
 
 

@@ -1,14 +1,27 @@
-"""Human output for the CLI, with rich: a live progress line and tables."""
+"""Human output for the CLI, with rich: a live progress line, tables, tracebacks and logs.
+
+Tables fit an 80-column terminal: ids and start times never shrink (a run id is 12
+characters, a start time ``2026-11-30 15:04`` in local time), long names fold onto more
+lines, and optional columns are left out before anything becomes unreadable. Text from
+tasks (errors, tracebacks, output) is printed as plain text, never as rich markup.
+"""
 
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+
+#: lines of a traceback shown under a table; `glasspane logs` shows all of it
+TRACEBACK_LINES = 30
+#: failed tasks whose tracebacks are shown under a table
+TRACEBACKS_SHOWN = 3
 
 STATE_STYLE = {
     "succeeded": "green",
@@ -83,54 +96,127 @@ class LiveProgress:
         return text
 
 
-def run_table(run: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"run {run['run_id']} · {run['pipeline']} · {run['state']}", title_justify="left"
+def _table(title: str) -> Table:
+    # no vertical rules and one space of padding: two columns' worth of room at 80 columns
+    return Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1, 0, 0),
     )
-    for column in ("node", "task", "state", "cached", "attempts", "time"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("error / note", overflow="fold")
-    for task in run["tasks"]:
-        duration = task.get("duration")
+
+
+def when(iso: str | None) -> str:
+    """``2026-11-30 15:04`` in local time, from a stored ISO 8601 timestamp."""
+    if not iso:
+        return ""
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso[:16]
+
+
+def seconds(duration: float | None) -> str:
+    return f"{duration:.2f}s" if duration is not None else ""
+
+
+def run_table(run: dict[str, Any], width: int = 80) -> Table:
+    """A run's tasks: node, task, state, attempts, time, and the error or note.
+
+    The ``time`` of a cache hit reads ``cached``; the ``task`` column is left out when every
+    node is named after its task (``train`` or ``train[3]``). The error column gets at least
+    a third of ``width``, so it never shrinks to a word per line.
+    """
+    tasks = run["tasks"]
+    named_apart = any(
+        t["node"] != t["task"] and not t["node"].startswith(t["task"] + "[") for t in tasks
+    )
+    rows = []
+    for task in tasks:
+        row = {
+            "node": ("  " if task.get("parent") else "") + task["node"],
+            "task": task["task"],
+            "state": task["state"],
+            "attempts": str(task["attempts"]),
+            "time": "cached" if task["cached"] else seconds(task.get("duration")),
+            "error / note": (task.get("error") or task.get("note") or "")[:160],
+        }
+        rows.append(row)
+    columns = ["node", *(["task"] if named_apart else []), "state", "attempts", "time"]
+    needed = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in [*columns, "error / note"]}
+    # every column but the last takes a rule and a space of padding beside its text
+    fixed = sum(needed[c] for c in ("state", "attempts", "time")) + 2 * len(columns) + 1
+    names = [c for c in columns if c in ("node", "task")]
+    free = width - fixed
+    error = min(needed["error / note"], max(width // 3, free - sum(needed[c] for c in names)))
+    room = free - error
+    if room < 8 * len(names):
+        room = 8 * len(names)
+        error = max(12, free - room)
+    table = _table(f"run {run['run_id']} · {run['pipeline']} · {run['state']}")
+    for name in columns:
+        if name in names:
+            share = min(needed[name], max(8, room // len(names)))
+            table.add_column(name, overflow="fold", width=share)
+        else:
+            table.add_column(name, no_wrap=True)
+    table.add_column("error / note", overflow="fold", width=error)
+    for row in rows:
         table.add_row(
-            ("  " if task.get("parent") else "") + task["node"],
-            task["task"],
-            state_text(task["state"]),
-            "yes" if task["cached"] else "",
-            str(task["attempts"]),
-            f"{duration:.2f}s" if duration is not None else "",
-            (task.get("error") or task.get("note") or "")[:160],
+            *(state_text(row[c]) if c == "state" else row[c] for c in columns),
+            Text(row["error / note"]),
         )
     return table
 
 
-def runs_table(runs: list[dict[str, Any]]) -> Table:
-    table = Table(title="runs", title_justify="left")
-    for column in ("run", "pipeline", "state", "trigger", "tasks", "cached", "started", "duration"):
-        table.add_column(column)
-    for run in runs:
-        duration = run.get("duration")
-        table.add_row(
-            run["run_id"],
-            run["pipeline"],
-            state_text(run["state"]),
-            run.get("trigger") or "",
-            f"{run.get('n_succeeded', 0)}/{run.get('n_tasks', 0)}",
-            str(run.get("n_cached", 0)),
-            str(run.get("started_at") or run.get("created_at") or "")[:19],
-            f"{duration:.2f}s" if duration is not None else "",
-        )
+# runs_table's columns in display order, and the order they are left out in when the
+# terminal is too narrow for all of them (run, started and state always stay)
+_RUN_COLUMNS = ("run", "pipeline", "state", "trigger", "tasks", "cached", "started", "duration")
+_OPTIONAL = ("trigger", "cached", "duration", "tasks")
+
+
+def runs_table(runs: list[dict[str, Any]], width: int = 80) -> Table:
+    """Run summaries, one a row, fitted to ``width`` columns (see the module docstring)."""
+    rows = [
+        {
+            "run": run["run_id"],
+            "pipeline": run["pipeline"],
+            "state": run["state"],
+            "trigger": run.get("trigger") or "",
+            "tasks": f"{run.get('n_succeeded', 0)}/{run.get('n_tasks', 0)}",
+            "cached": str(run.get("n_cached", 0)),
+            "started": when(run.get("started_at") or run.get("created_at")),
+            "duration": seconds(run.get("duration")),
+        }
+        for run in runs
+    ]
+    # each column takes its widest cell plus two characters (a rule and the padding)
+    needed = {
+        name: max([len(name), *(len(row[name]) for row in rows)]) + 2 for name in _RUN_COLUMNS
+    }
+    needed["pipeline"] = min(needed["pipeline"], 14)  # folds onto more lines below that
+    shown = list(_RUN_COLUMNS)
+    for name in _OPTIONAL:
+        if sum(needed[column] for column in shown) <= width:
+            break
+        shown.remove(name)
+    table = _table("runs")
+    for name in shown:
+        if name == "pipeline":
+            table.add_column(name, overflow="fold", min_width=needed[name] - 2, ratio=1)
+        else:
+            table.add_column(name, no_wrap=True, min_width=needed[name] - 2)
+    for row in rows:
+        table.add_row(*(state_text(row[n]) if n == "state" else row[n] for n in shown))
     return table
 
 
 def lineage_table(data: dict[str, Any]) -> Table:
     root = data["root"]
-    table = Table(
-        title=f"{data['direction']} lineage of {root['run_id']}/{root['node']}",
-        title_justify="left",
-    )
+    table = _table(f"{data['direction']} lineage of {root['run_id']}/{root['node']}")
     for column in ("depth", "run", "node", "task", "state", "cached"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("depth", "run", "state", "cached"))
     for item in data["task_runs"]:
         table.add_row(
             str(item.get("depth", "")),
@@ -141,3 +227,71 @@ def lineage_table(data: dict[str, Any]) -> Table:
             "yes" if item.get("cached") else "",
         )
     return table
+
+
+def last_lines(text: str, lines: int = TRACEBACK_LINES) -> tuple[str, int]:
+    """The last ``lines`` lines of ``text`` and how many were left out before them."""
+    kept = text.rstrip("\n").splitlines()
+    return "\n".join(kept[-lines:]), max(0, len(kept) - lines)
+
+
+def failed_tracebacks(console: Console, run: dict[str, Any]) -> None:
+    """Print the tracebacks of a run's failed tasks (the first few, their last lines each).
+
+    ``run`` is a run summary whose tasks carry ``traceback`` (``api.run_summary``).
+    """
+    failed = [t for t in run["tasks"] if t.get("traceback") and t["state"] != "succeeded"]
+    for task in failed[:TRACEBACKS_SHOWN]:
+        text, cut = last_lines(task["traceback"])
+        more = f"last {TRACEBACK_LINES} lines; " if cut else ""
+        console.print(
+            Text(f"traceback of `{task['node']}` ({more}all of it: glasspane logs "
+                 f"{run['run_id']} {task['node']}):", style="bold")
+        )  # fmt: skip
+        console.print(Text(text), soft_wrap=True)
+    if len(failed) > TRACEBACKS_SHOWN:
+        console.print(
+            Text(f"... and {len(failed) - TRACEBACKS_SHOWN} more failed tasks with a traceback; "
+                 f"see glasspane runs show {run['run_id']} --json")
+        )  # fmt: skip
+
+
+def logs_text(console: Console, data: dict[str, Any]) -> None:
+    """Print what ``api.task_logs`` returns: each attempt's state, timing and text."""
+    console.print(
+        Text(f"{data['run_id']}/{data['node']} · task {data['task']} · ", style="bold")
+        + state_text(data["state"])
+    )
+    if data.get("note"):
+        console.print(Text(data["note"]))
+    attempts = data["attempts"]
+    for attempt in attempts:
+        header = Text(f"attempt {attempt['attempt']} · ", style="bold")
+        header += state_text(attempt["state"])
+        timing = " · ".join(
+            part for part in (when(attempt["started_at"]), seconds(attempt["duration"])) if part
+        )
+        if timing:
+            header += Text(f" · {timing}")
+        console.print(header)
+        if attempt.get("error"):
+            console.print(Text(f"error: {attempt['error']}"))
+        _sections(console, attempt)
+    has_text = any(a.get(k) for a in attempts for k in _SECTIONS)
+    if not attempts or not has_text:
+        if attempts:
+            console.print(
+                Text("(no text recorded per attempt; all attempts together:)", style="dim")
+            )
+        _sections(console, data)
+
+
+_SECTIONS = {"stdout": "stdout", "stderr": "stderr", "log_tail": "log", "traceback": "traceback"}
+
+
+def _sections(console: Console, source: dict[str, Any]) -> None:
+    for key, title in _SECTIONS.items():
+        text = source.get(key)
+        if text:
+            console.print(Text(f"--- {title} ---", style="dim"))
+            console.print(Text(text.rstrip("\n")), soft_wrap=True)

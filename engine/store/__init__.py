@@ -5,6 +5,6 @@ database to the newest schema (the store calls it when it opens).
 """
 
 from .metadata import MetadataStore
-from .migrate import upgrade
+from .migrate import database_location, upgrade
 
-__all__ = ["MetadataStore", "upgrade"]
+__all__ = ["MetadataStore", "database_location", "upgrade"]

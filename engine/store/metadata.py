@@ -44,6 +44,7 @@ T = TypeVar("T")
 # for which running it again is the documented remedy. SQLite cannot deadlock here: BEGIN
 # IMMEDIATE serialises whole write transactions.
 _WRITE_RETRIES = 3
+_MAX_LIMIT = 2**62
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
 
@@ -263,15 +264,18 @@ class MetadataStore:
         ``n_succeeded``, ``n_failed`` (failed or timed out) and ``n_cached``.
 
         Args:
-            limit: at most this many runs.
+            limit: at most this many runs (any larger number than there are runs means all).
             pipeline: only runs of the pipeline with this name.
             state: only runs in this state.
 
         Raises:
-            ValueError: ``limit`` is less than 1.
+            ValueError: ``limit`` is less than 1, or ``state`` is not a known state.
         """
         if limit < 1:
             raise ValueError(f"list_runs limit must be 1 or more, not {limit}")
+        if state is not None and state not in STATES:
+            raise ValueError(f"unknown run state `{state}`; use one of {', '.join(STATES)}")
+        limit = min(limit, _MAX_LIMIT)  # SQL takes no larger number
         with self._read() as conn:
             return queries.list_runs(conn, limit=limit, pipeline=pipeline, state=state)
 

@@ -96,14 +96,19 @@ def upgrade(url: str, *, engine: Engine | None = None) -> None:
         engine.dispose()
 
 
-def missing_database(url: str) -> NotFound:
-    """The error for a reader that finds no glasspane database at ``url``."""
+def database_location(url: str) -> str:
+    """Where ``url`` points, for messages: a SQLite file's path, else the URL (masked)."""
     parsed = parse_url(url)
     path = sqlite_path(parsed) if is_sqlite(parsed) else None
-    where = str(path) if path is not None else f"`{mask_url(url)}`"
+    return str(path) if path is not None else f"`{mask_url(url)}`"
+
+
+def missing_database(url: str) -> NotFound:
+    """The error for a reader that finds no glasspane database at ``url``."""
     return NotFound(
-        f"no glasspane database exists at {where}; run a pipeline first (that creates it), "
-        "or point GLASSPANE_DATABASE_URL or GLASSPANE_HOME at the database you mean"
+        f"no glasspane database exists at {database_location(url)}; run a pipeline first "
+        "(that creates it), or point GLASSPANE_DATABASE_URL or GLASSPANE_HOME at the database "
+        "you mean"
     )
 
 

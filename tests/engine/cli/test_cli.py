@@ -2,150 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cli_harness import PIPELINES, Cli, assert_usage_error
 
 import glasspane
-
-PIPELINES = """
-import os
-from pathlib import Path
-
-from glasspane import pipeline, task
-
-HERE = Path(__file__).parent
-
-
-def mark(name):
-    with open(HERE / "calls.txt", "a") as fh:
-        fh.write(name + "\\n")
-
-
-@task
-def load(n: int) -> list:
-    mark("load")
-    return list(range(n))
-
-
-@task
-def total(rows: list) -> int:
-    mark("total")
-    return sum(rows)
-
-
-@pipeline
-def demo(n: int = 3, tag: str = "dev"):
-    return {"total": total(load(n)), "tag": tag}
-
-
-@task
-def spread(grid: list) -> list:
-    return [type(g).__name__ for g in grid]
-
-
-@task
-def echo(tag: str) -> str:
-    return tag
-
-
-@pipeline
-def typed(grid: list = [1], tag: str = "x", n: int = 0, note=None):
-    return {"grid": grid, "types": spread(grid), "tag": echo(tag), "n": n, "note": note}
-
-
-@task(cache=False)
-def first(n: int) -> int:
-    mark("first")
-    return n
-
-
-@task
-def second(x: int) -> int:
-    mark("second")
-    if (HERE / "fail.flag").exists():
-        raise RuntimeError("fail.flag is present")
-    return x * 2
-
-
-@pipeline
-def flaky(n: int = 5):
-    return second(first(n))
-
-
-@task
-def boom() -> int:
-    raise ValueError("this task always fails")
-
-
-@pipeline
-def always_fails():
-    return boom()
-
-
-not_a_pipeline = 42
-"""
-
-
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
-class Cli:
-    """Runs the ``glasspane`` command in ``workdir`` with its own GLASSPANE_HOME."""
-
-    def __init__(self, command: list[str], workdir: Path, home: Path) -> None:
-        # the console script, not ``python -m``: with -m the working directory would come
-        # first on sys.path, and a user's ``string.py`` there would shadow the stdlib's
-        self.command = command
-        self.workdir = workdir
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GLASSPANE_")}
-        self.env.update(GLASSPANE_HOME=str(home), COLUMNS="200", NO_COLOR="1")
-
-    def __call__(self, *args: str, env: dict[str, str] | None = None) -> Result:
-        proc = subprocess.run(
-            [*self.command, *args],
-            cwd=self.workdir,
-            env={**self.env, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        return Result(proc.returncode, proc.stdout, proc.stderr)
-
-    def calls(self) -> list[str]:
-        path = self.workdir / "calls.txt"
-        return path.read_text().split() if path.exists() else []
-
-
-@pytest.fixture
-def cli(glasspane_cmd: list[str], glasspane_home: Path, tmp_path: Path) -> Cli:
-    # glasspane_cmd, glasspane_home: tests/conftest.py (the same home is used in-process)
-    (tmp_path / "flows.py").write_text(PIPELINES)
-    return Cli(glasspane_cmd, tmp_path, glasspane_home)
-
-
-def assert_usage_error(result: Result, message: str) -> None:
-    """Exit 2, one ``glasspane: error:`` line matching ``message``, no traceback."""
-    assert result.code == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("glasspane: error: ")
-    assert message in lines[0], lines[0]
-
 
 TASK_KEYS = {"node", "task", "state", "cached", "attempts", "error", "duration", "note", "parent"}
 
@@ -194,22 +57,35 @@ def test_failing_pipeline_human_output_says_how_to_resume(cli: Cli) -> None:
     result = cli("run", "flows.py:always_fails", "--executor", "threads")
     assert result.code == 1
     run_id = cli("runs", "list", "--json").json()[0]["run_id"]
-    assert "task `boom` failed: ValueError: this task always fails" in result.stdout
-    assert f"glasspane runs show {run_id}" in result.stdout
-    assert f"glasspane retry {run_id}" in result.stdout
-    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    # the task's own traceback (the user's frames only), then the error and the next steps
+    start = lines.index(f"traceback of `boom` (all of it: glasspane logs {run_id} boom):")
+    assert lines[start + 1 :] == [
+        "Traceback (most recent call last):",
+        f'  File "{cli.workdir / "flows.py"}", line 68, in boom',
+        '    raise ValueError("this task always fails")',
+        "ValueError: this task always fails",
+        "task `boom` failed: ValueError: this task always fails",
+        f"logs:    glasspane logs {run_id} boom",
+        f"inspect: glasspane runs show {run_id}",
+        f"resume:  glasspane retry {run_id}",
+    ]
+    assert "Traceback" not in result.stderr
 
 
 def test_human_output_has_a_table_with_the_nodes(cli: Cli) -> None:
     result = cli("run", "flows.py:demo", "-p", "n=4", "--executor", "threads")
     assert result.code == 0, result.stderr
-    rows = [line for line in result.stdout.splitlines() if "succeeded" in line]
-    assert [row.split()[1] for row in rows if row.split()[1] in ("load", "total")] == [
-        "load",
-        "total",
+    rows = [line.split() for line in result.stdout.splitlines() if "succeeded" in line]
+    assert [row[:3] for row in rows if row[0] in ("load", "total")] == [
+        ["load", "succeeded", "1"],
+        ["total", "succeeded", "1"],
     ]
-    for column in ("node", "task", "state", "cached", "attempts"):
-        assert column in result.stdout
+    assert result.stdout.splitlines()[1].split() == ["node", "state", "attempts", "time"] + [
+        "error",
+        "/",
+        "note",
+    ]
     assert 'output: {"total": 6, "tag": "dev"}' in result.stdout
 
 
@@ -451,7 +327,6 @@ def test_argparse_errors_exit_2(cli: Cli) -> None:
 
 
 def test_runs_list(cli: Cli) -> None:
-    assert cli("runs", "list", "--json").json() == []
     first = cli("run", "flows.py:demo", "--json", "-e", "inline").json()
     second = cli("run", "flows.py:always_fails", "--json", "-e", "inline").json()
     runs = cli("runs", "list", "--json").json()

@@ -971,3 +971,10 @@ def test_start_and_finish_in_one_batch_record_one_complete_attempt(
     assert started_at is not None and abs(started_at.timestamp() - T0) < 1e-3
     task = store.get_run("run00003")["tasks"][0]
     assert task["state"] == "succeeded" and task["started_at"] is not None
+
+
+def test_list_runs_takes_any_large_limit_and_only_known_states(store: MetadataStore) -> None:
+    new_run(store, "run00001")
+    assert [r["run_id"] for r in store.list_runs(limit=10**30)] == ["run00001"]
+    with pytest.raises(ValueError, match=r"^unknown run state `bogus`; use one of pending, "):
+        store.list_runs(state="bogus")

@@ -1,0 +1,258 @@
+"""The ``glasspane`` command line's arguments, help texts and usage errors.
+
+Every command's ``--help`` names its arguments, their choices and defaults, its exit codes
+and an example. A usage error is one ``glasspane: error: ...`` line (exit code 2) that points
+at the command's ``--help``, like every other error of the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, NoReturn
+
+from ..types import STATES
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+
+#: ``runs list --limit`` above this lists this many (more than anyone reads in a terminal)
+MAX_LIMIT = 1_000_000
+
+RUN_EXITS = """\
+exit codes:
+  0    the run succeeded
+  1    the run failed (the commands to inspect and resume it are printed)
+  2    a usage, definition, parameter or configuration error (one line, nothing ran)
+  130  the run was cancelled (Ctrl-C or SIGTERM); it can be resumed with `glasspane retry`"""
+
+READ_EXITS = """\
+exit codes:
+  0    done
+  2    a usage or configuration error, or no such run, node or attempt (one line saying
+       what exists)"""
+
+EXECUTOR_HELP = (
+    "where tasks run: inline (one by one in this process), threads (a thread pool), dask (an "
+    "embedded local Dask cluster) or tcp://HOST:PORT (an existing Dask scheduler); default: "
+    "GLASSPANE_EXECUTOR, else `executor` in glasspane.toml, else dask when GLASSPANE_DASK_ADDRESS "
+    "is set, else threads"
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like the CLI's other errors."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"glasspane: error: {message}; see `{self.prog} --help`\n")
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilogs' layout (exit codes, examples) as written."""
+
+
+def positive_int(text: str) -> int:
+    """``--limit``: a whole number of 1 or more; huge numbers mean "all" (capped)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return min(value, MAX_LIMIT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``glasspane`` parser with all its commands."""
+    from .. import __version__
+
+    parser = Parser(
+        prog="glasspane",
+        description="Run ML pipelines as DAGs on Dask, cached by content, with lineage.",
+        epilog="Run `glasspane COMMAND --help` for a command's arguments, exit codes and an "
+        "example.",
+        formatter_class=Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"glasspane {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(group: Any, name: str, help_: str, **kw: str) -> argparse.ArgumentParser:
+        return group.add_parser(
+            name, help=help_, description=kw.pop("description", help_), formatter_class=Formatter,
+            **kw,
+        )  # fmt: skip
+
+    def executor_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--executor", "-e", default=None, metavar="EXECUTOR", help=EXECUTOR_HELP)
+        p.add_argument(
+            "--json",
+            action="store_true",
+            help="print one JSON object on stdout (the run's summary) and no live table; what "
+            "tasks print goes to stderr",
+        )
+
+    run = command(
+        sub,
+        "run",
+        "run a pipeline",
+        description="Run a pipeline: validate its parameters, compile it and run its tasks, "
+        "reusing cached outputs.",
+        epilog=f"""{RUN_EXITS}
+
+examples:
+  glasspane run examples/retrain.py:retrain
+  glasspane run examples/retrain.py:retrain -p n_rows=500 -p 'grid=[0.1, 1]' --executor dask
+  glasspane run mypackage.flows:retrain --json""",
+    )
+    run.add_argument(
+        "pipeline",
+        help="FILE.py:NAME (a file, from any directory) or package.module:NAME (importable)",
+    )
+    run.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a pipeline parameter, repeatable; VALUE is read as JSON where it parses "
+        "(-p n=3, -p 'grid=[0.1, 1]'), as text otherwise and always for a str parameter; "
+        "types are checked strictly (true is not an int); default: the pipeline's own defaults",
+    )
+    executor_opts(run)
+
+    runs = command(sub, "runs", "list runs or show one")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="list|show", required=True)
+    lst = command(
+        runs_sub,
+        "list",
+        "recent runs, newest first",
+        epilog=f"""{READ_EXITS}
+
+examples:
+  glasspane runs list
+  glasspane runs list --pipeline retrain --state failed --limit 5 --json""",
+    )
+    lst.add_argument(
+        "--limit",
+        type=positive_int,
+        default=20,
+        metavar="N",
+        help="show at most N runs, a whole number of 1 or more (default: 20)",
+    )
+    lst.add_argument("--pipeline", default=None, metavar="NAME", help="only this pipeline's runs")
+    lst.add_argument(
+        "--state",
+        default=None,
+        choices=STATES,
+        metavar="STATE",
+        help=f"only runs in this state: {', '.join(STATES)} (default: any)",
+    )
+    lst.add_argument("--json", action="store_true", help="print a JSON list of run summaries")
+    show = command(
+        runs_sub,
+        "show",
+        "one run, its tasks, and the tracebacks of the failed ones",
+        epilog=f"""{READ_EXITS}
+
+examples:
+  glasspane runs show b47e069bd129
+  glasspane runs show b47e --json""",
+    )
+    show.add_argument("run_id", metavar="RUN", help="a run id, or a unique prefix of one")
+    show.add_argument(
+        "--json", action="store_true", help="print the run's summary as one JSON object"
+    )
+
+    retry = command(
+        sub,
+        "retry",
+        "resume a failed, cancelled or crashed run",
+        description="Resume a run as a new run: tasks that succeeded are reused, the others run.",
+        epilog=f"""{RUN_EXITS}
+
+examples:
+  glasspane retry b47e069bd129
+  glasspane retry b47e -p api_key=$API_KEY --executor threads --json""",
+    )
+    retry.add_argument("run_id", metavar="RUN", help="a run id, or a unique prefix of one")
+    retry.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a secret parameter to give again (secrets are never stored), repeatable; the "
+        "other parameters are the run's own and cannot change",
+    )
+    executor_opts(retry)
+
+    lin = command(
+        sub,
+        "lineage",
+        "what fed a node's output, or what consumed it",
+        epilog=f"""{READ_EXITS}
+
+examples:
+  glasspane lineage b47e069bd129 train
+  glasspane lineage b47e load --downstream --json""",
+    )
+    lin.add_argument("run_id", metavar="RUN", help="a run id, or a unique prefix of one")
+    lin.add_argument("node", metavar="NODE", help="a node of that run (see `glasspane runs show`)")
+    group = lin.add_mutually_exclusive_group()
+    group.add_argument(
+        "--upstream",
+        dest="direction",
+        action="store_const",
+        const="upstream",
+        help="the task runs and artifacts it was computed from (the default)",
+    )
+    group.add_argument(
+        "--downstream",
+        dest="direction",
+        action="store_const",
+        const="downstream",
+        help="the task runs that consumed its outputs, in this run and later ones",
+    )
+    lin.add_argument("--json", action="store_true", help="print the lineage as one JSON object")
+
+    logs = command(
+        sub,
+        "logs",
+        "what one task printed and logged, attempt by attempt, with its traceback",
+        epilog=f"""{READ_EXITS}
+
+examples:
+  glasspane logs b47e069bd129 train
+  glasspane logs b47e train --attempt 2 --json""",
+    )
+    logs.add_argument("run_id", metavar="RUN", help="a run id, or a unique prefix of one")
+    logs.add_argument("node", metavar="NODE", help="a node of that run (see `glasspane runs show`)")
+    logs.add_argument(
+        "--attempt",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="only attempt N (1 is the first; default: every attempt)",
+    )
+    logs.add_argument("--json", action="store_true", help="print everything as one JSON object")
+
+    cache = command(sub, "cache", "manage the output cache")
+    cache_sub = cache.add_subparsers(dest="cache_command", metavar="clear", required=True)
+    clear = command(
+        cache_sub,
+        "clear",
+        "forget cached outputs, so their tasks run again",
+        description="Forget cached outputs: the next run recomputes those tasks. Stored "
+        "artifacts stay readable (runs, lineage and retries still find them).",
+        epilog=f"""{READ_EXITS}
+
+examples:
+  glasspane cache clear --task train
+  glasspane cache clear""",
+    )
+    clear.add_argument(
+        "--task",
+        default=None,
+        metavar="NAME",
+        help="only this task's entries, by task name (default: every task); a name the cache "
+        "holds no entry for is an error that lists the names it holds",
+    )
+    return parser
