@@ -85,13 +85,16 @@ def run_pipeline(
         default=settings.resolved_executor,
         dask_address=settings.dask_address,
         dask_workers=settings.dask_workers,
+        dask_lost_after=settings.dask_lost_after,
     )
     artifacts = artifact_store(settings)
     store = metadata_store(settings)
     run_id = new_run_id()
     plan = plan_run(graph, run_id, artifacts, reuse)
     if plan.jobs:  # a fully cached run never touches the executor (nor starts a cluster)
-        _connect(chosen)
+        prepare = getattr(chosen, "prepare", None)  # an executor of the user's may have none
+        if prepare is not None:
+            prepare(plan.jobs)  # an unreachable cluster, resources no worker offers
     result = execute_run(
         graph,
         store=store,
@@ -116,11 +119,6 @@ def run_pipeline(
             result,
         ) from result.failure
     return result
-
-
-def _connect(executor: Executor) -> None:
-    """Reach a Dask cluster before any run row is written, so a bad address writes nothing."""
-    getattr(executor, "client", None)  # the dask executor's property connects (or raises)
 
 
 def runs(
@@ -349,13 +347,13 @@ def _no_database(settings: Settings) -> NotFound:
     source = settings.source("database_url" if settings.database_url else "home")
     if source == "the default":
         return NotFound(
-            f"no glasspane database exists at {where} (the default, under ~/.glasspane); run "
-            "a pipeline first (that creates it), or set GLASSPANE_HOME or GLASSPANE_DATABASE_URL "
-            "to where your runs are recorded"
+            f"no glasspane database exists at {where} (the default, under ~/.glasspane): "
+            "nothing has run here yet, or set GLASSPANE_HOME or GLASSPANE_DATABASE_URL to where "
+            "your runs are recorded"
         )
     return NotFound(
-        f"no glasspane database exists at {where} ({source} points there); run a pipeline "
-        f"first (that creates it), or fix {source}"
+        f"no glasspane database exists at {where} ({source} points there): nothing has run "
+        f"with this setting yet, or fix {source}"
     )
 
 

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     executor: str | None = None
     dask_address: str | None = None
     dask_workers: int = 2
+    #: seconds a dask run waits, once its cluster cannot finish it (scheduler lost, no
+    #: worker left, none offering a task's resources), before it fails saying why
+    dask_lost_after: float = 60.0
     heartbeat_interval: float = 5.0
     #: a running run whose heartbeat is older than this is swept as crashed; well above
     #: cluster start-up plus several heartbeat intervals, so a live run is never swept

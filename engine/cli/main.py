@@ -90,7 +90,7 @@ def _show_warning(
     from ..errors import GlasspaneWarning
 
     if issubclass(category, GlasspaneWarning):
-        sys.stderr.write(f"glasspane: warning: {message}\n")
+        _warn(str(message))
         return
     sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
@@ -107,6 +107,10 @@ def _user_error(exc: Exception) -> int:
 
 def _err(message: str) -> None:
     sys.stderr.write(f"glasspane: error: {message}\n")
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"glasspane: warning: {message}\n")
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -237,12 +241,20 @@ def _runs(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     from .. import api
+    from ..errors import NotFound
     from .render import failed_tracebacks, run_table, runs_table
 
     if args.runs_command == "list":
-        items = api.runs(
-            limit=args.limit, pipeline=args.pipeline, state=args.state, missing_ok=False
-        )
+        try:
+            items = api.runs(
+                limit=args.limit, pipeline=args.pipeline, state=args.state, missing_ok=False
+            )
+        except NotFound as exc:
+            # nothing ran here yet, or a mistyped setting: no runs either way, but say which
+            _warn(str(exc))
+            items = []
+            if not args.json:
+                return EXIT_OK
         if args.json:
             print(json.dumps(items, default=str))
         else:

@@ -103,6 +103,9 @@ class Job:
         # ``_rebuild_job``: a worker that cannot load them gets a job that fails with the
         # reason, instead of a task Dask cannot deserialize (which leaves it waiting forever).
         # (arguments may be a read-only mapping view, which plain pickle cannot take)
+        raw = self.__dict__.get("_raw")
+        if raw is not None:  # not loadable here: passed on as it came, for another process
+            return (_rebuild_job, raw)
         fields = tuple(
             dict(self.args) if name == "args" else getattr(self, name) for name in _JOB_FIELDS
         )
@@ -173,7 +176,11 @@ def _rebuild_job(blob: bytes, name: str, data: bytes) -> Job:
                 _loaded.clear()
             task = _loaded[blob] = pickle.loads(blob)
     except Exception as exc:  # noqa: BLE001 - reported as the task's failure by the worker
-        return _unloadable_job(name, values, exc)
+        job = _unloadable_job(name, values, exc)
+        # the Dask scheduler may unpickle a graph where the user's packages are missing and
+        # pickle it again for a worker that has them: it gets the original bytes
+        job.__dict__["_raw"] = (blob, name, data)
+        return job
     return Job(task=task, **values)
 
 
@@ -185,7 +192,6 @@ def _unloadable_job(name: str, values: dict[str, Any], exc: Exception) -> Job:
         identity = name
 
     Unloaded.name = name  # type: ignore[attr-defined]
-    where = _where()
     module = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
     if module:
         advice = (
@@ -195,7 +201,7 @@ def _unloadable_job(name: str, values: dict[str, Any], exc: Exception) -> Job:
         )
     else:
         advice = "check that the workers run the same Python packages as this machine"
-    reason = f"task `{name}` could not be loaded {where}: {type(exc).__name__}: {exc}; {advice}"
+    reason = f"{type(exc).__name__}: {exc}; {advice}"
     defaults: dict[str, Any] = {
         "run_id": "",
         "node_id": name,
@@ -206,6 +212,11 @@ def _unloadable_job(name: str, values: dict[str, Any], exc: Exception) -> Job:
         "store_root": "",
     }
     return Job(task=Unloaded(), **{**defaults, **values}, unloadable=reason)  # type: ignore[arg-type]
+
+
+def unloadable_error(job: Job) -> str:
+    """The error of a job whose task could not be loaded where it was to run."""
+    return f"task `{job.task.name}` could not be loaded {_where()}: {job.unloadable}"
 
 
 def _where() -> str:

@@ -28,7 +28,7 @@ from ..errors import ArtifactError, SerializationError, TaskError, TaskTimeout
 from ..hashing import content_hash
 from ..types import FAILED, SUCCEEDED, TIMED_OUT, ArtifactInfo
 from .context import Captured, TaskContext, reset_context, set_context
-from .job import Emit, Job, NodeValue, Spawn, TaskFailed
+from .job import Emit, Job, NodeValue, Spawn, TaskFailed, unloadable_error
 from .outcomes import attempt_finished, describe, input_record, task_finished, task_started
 from .resume import decide, ran_note
 
@@ -52,7 +52,8 @@ def execute_job(
     """Run ``job`` (or reuse its output); raise :class:`TaskFailed` after reporting."""
     if job.unloadable is not None:
         started = time.time()
-        return fail(job, emit, FAILED, TaskError(job.unloadable), None, 0, started, [], None)
+        error = TaskError(unloadable_error(job))
+        return fail(job, emit, FAILED, error, None, 0, started, [], None)
     store = artifact_store(job.store_root)
 
     def ref_hash(ref: Ref) -> str:

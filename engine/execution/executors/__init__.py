@@ -20,6 +20,7 @@ def make_executor(
     default: str = "threads",
     dask_address: str | None = None,
     dask_workers: int = 2,
+    dask_lost_after: float = 60.0,
 ) -> Executor:
     """An executor from ``"inline"``, ``"threads"``, ``"dask"``, ``"tcp://host:port"``.
 
@@ -43,7 +44,8 @@ def make_executor(
         raise ConfigError(
             f"unknown executor `{name}`; use inline, threads, dask or tcp://HOST:PORT"
         )
-    from .dask import DaskExecutor, check_address
+    from .dask import DaskExecutor
+    from .dask_cluster import check_address
 
     if address is not None:
         address = check_address(address)
@@ -52,6 +54,7 @@ def make_executor(
         executor = _dask_executors.get(key)
         if executor is None:
             executor = _dask_executors[key] = DaskExecutor(address, n_workers=dask_workers)
+        executor.lost_after = dask_lost_after
         return executor  # type: ignore[no-any-return]
 
 

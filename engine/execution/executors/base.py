@@ -35,6 +35,12 @@ class Executor(Protocol):
 
     name: str
 
+    def prepare(self, jobs: Sequence[Job]) -> None:
+        """Check, before the run is recorded, that this executor can run ``jobs``: reach its
+        cluster, find workers for the resources tasks ask for. Raises
+        :class:`~glasspane.errors.ExecutorError` (nothing has been written yet)."""
+        ...
+
     def execute(
         self, jobs: Sequence[Job], emit: Emit, want: set[str], cancel: threading.Event
     ) -> Execution:
@@ -47,6 +53,27 @@ class Executor(Protocol):
 
 
 Submit = Callable[..., "cf.Future[NodeValue]"]
+
+
+def ignore_resources(executor: str, jobs: Sequence[Job]) -> None:
+    """Warn, once per task, that an executor without resources runs it all the same."""
+    import warnings
+
+    from ...errors import GlasspaneWarning
+
+    seen: set[str] = set()
+    for job in jobs:
+        resources = job.task.options.resources
+        if resources and job.task.name not in seen:
+            seen.add(job.task.name)
+            warnings.warn(
+                f"task `{job.task.name}` asks for resources {dict(resources)}, which the "
+                f"{executor} executor ignores: it runs every task in this process; run on a "
+                "Dask cluster whose workers offer them (--executor tcp://HOST:PORT) to honour "
+                "them",
+                GlasspaneWarning,
+                stacklevel=2,
+            )
 
 
 def results_or_errors(futures: Sequence[Any]) -> list[Any]:

@@ -9,94 +9,39 @@ and the driver gathers only the pipeline's outputs. Outcome events travel separa
 batched per worker through ``Worker.log_event`` on one topic the driver subscribes to once
 per client, each message naming its run.
 
-Without an address an embedded ``LocalCluster`` bound to 127.0.0.1 is started once per
-process and reused across runs.
+Without an address the embedded ``LocalCluster`` of :mod:`.dask_cluster` is used. Before a
+run starts, :meth:`DaskExecutor.prepare` connects and checks that some worker offers each
+task's resources; while it runs, a :class:`~.dask_cluster.ClusterWatch` ends it with an
+error when the cluster can no longer finish it.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import re
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ...errors import ConfigError, ExecutorError
+from ...errors import ExecutorError
 from ...types import CRASHED, SUCCEEDED
 from ..fusion import DURATIONS, Unit, batch_siblings, fuse_chains
 from ..job import BY_VALUE, Emit, Job, TaskFailed
 from .base import Execution
+from .dask_cluster import (
+    ClusterWatch,
+    check_address,
+    embedded_cluster,
+    lock,
+    resources_advice,
+    resources_needed,
+    short_logs,
+    unmet_resources,
+)
 from .dask_tasks import TOPIC, expression, task_graph
 
-_ADDRESS = re.compile(r"^tcp://(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 _EVENT_GRACE = 15.0
-
-# Run in each embedded worker process. Ctrl-C reaches the whole process group: the driver
-# cancels the run and closes the cluster, so a worker must not die of it (nor print a
-# KeyboardInterrupt traceback). A worker whose driver was killed exits by death_timeout.
-_IGNORE_SIGINT = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-
-_embedded_lock = threading.Lock()
-_embedded: dict[int, Any] = {}
-
-
-def check_address(address: str) -> str:
-    """Validate a ``tcp://host:port`` scheduler address (no I/O)."""
-    match = _ADDRESS.match(address.strip())
-    if not match or not 0 < int(match["port"]) < 65536:
-        raise ConfigError(
-            f"malformed Dask scheduler address `{address}`; expected tcp://HOST:PORT, "
-            "for example tcp://127.0.0.1:8786"
-        )
-    return address.strip()
-
-
-def embedded_cluster(n_workers: int) -> Any:
-    """The process's embedded LocalCluster, started on first use and reused."""
-    with _embedded_lock:
-        cluster = _embedded.get(n_workers)
-        if cluster is None or cluster.status.name in ("closed", "closing", "failed"):
-            from distributed import LocalCluster
-
-            with _short_logs():
-                cluster = LocalCluster(
-                    n_workers=n_workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address="127.0.0.1:0",  # loopback, a free port: never 0.0.0.0
-                    silence_logs=50,
-                    death_timeout=10,
-                    preload=[_IGNORE_SIGINT],
-                )
-            _embedded[n_workers] = cluster
-            atexit.register(_close_embedded)
-        return cluster
-
-
-#: length of Dask's in-memory debugging logs in the driver (message logs of its comms, the
-#: scheduler's transition log and event topics): the default 1000 keeps the last thousand
-#: batches of messages, pickled task graphs included, in a driver that may run all day
-_LOW_LEVEL_LOG_LENGTH = 100
-
-
-def _short_logs() -> Any:
-    import dask
-
-    return dask.config.set({"distributed.admin.low-level-log-length": _LOW_LEVEL_LOG_LENGTH})
-
-
-def _close_embedded() -> None:
-    with _embedded_lock:
-        for cluster in list(_embedded.values()):
-            try:
-                cluster.close(timeout=10)
-            except Exception:  # noqa: BLE001 - best effort at interpreter exit
-                pass
-        _embedded.clear()
 
 
 class DaskExecutor:
@@ -105,11 +50,16 @@ class DaskExecutor:
     name = "dask"
 
     def __init__(
-        self, address: str | None = None, n_workers: int = 2, connect_timeout: float = 5.0
+        self,
+        address: str | None = None,
+        n_workers: int = 2,
+        connect_timeout: float = 5.0,
+        lost_after: float = 60.0,
     ) -> None:
         self.address = check_address(address) if address else None
         self.n_workers = n_workers
         self.connect_timeout = connect_timeout
+        self.lost_after = lost_after
         self._client: Any = None
         self._listening: Any = None  # the client whose event topic _dispatch receives
         self._routes: dict[str, Callable[[dict[str, Any]], None]] = {}
@@ -121,7 +71,7 @@ class DaskExecutor:
 
             if self.address:
                 try:
-                    with _short_logs():
+                    with short_logs():
                         self._client = Client(
                             self.address, timeout=self.connect_timeout, set_as_default=False
                         )
@@ -133,9 +83,26 @@ class DaskExecutor:
                     ) from None
             else:
                 cluster = embedded_cluster(self.n_workers)
-                with _short_logs():
+                with short_logs():
                     self._client = Client(cluster, set_as_default=False)
         return self._client
+
+    def prepare(self, jobs: Sequence[Job]) -> None:
+        """Connect, and check that some worker offers each task's resources: a task no
+        worker can take would wait forever. Raises :class:`ExecutorError` saying which
+        task asks for what, and what each worker offers."""
+        needed = resources_needed(jobs)
+        client = self.client
+        if not needed:
+            return
+        try:
+            workers = client.scheduler_info(n_workers=-1).get("workers", {})
+        except TypeError:  # an older distributed: no n_workers argument
+            workers = client.scheduler_info().get("workers", {})
+        unmet = unmet_resources(workers, needed)
+        if unmet is not None:
+            asked = next(iter(needed.values()))
+            raise ExecutorError(f"{unmet}; {resources_advice(self.address, asked)}")
 
     def execute(
         self, jobs: Sequence[Job], emit: Emit, want: set[str], cancel: threading.Event
@@ -169,6 +136,7 @@ class DaskExecutor:
         dsk, keys, resources = task_graph(batches, run_id)
         self._subscribe(client)
         self._routes[run_id] = handler
+        watch = ClusterWatch(client, self.address, resources_needed(jobs), self.lost_after)
         futures: list[Any] = []
         all_done = threading.Event()
         remaining = [len(batches)]
@@ -190,6 +158,7 @@ class DaskExecutor:
                     client.cancel(futures, force=True)
                     result.cancelled = True
                     return result
+                watch.check()  # raises when the cluster can no longer finish the run
             reports = self._collect(client, batches, futures, want, result)
             # events travel beside the results: wait until each finished task has reported
             deadline = time.monotonic() + _EVENT_GRACE
@@ -209,7 +178,7 @@ class DaskExecutor:
 
     def _subscribe(self, client: Any) -> None:
         """Listen to the workers' events once per client; each run takes its own."""
-        with _embedded_lock:
+        with lock:
             if self._listening is not client:
                 client.subscribe_topic(TOPIC, self._dispatch)
                 self._listening = client
@@ -228,8 +197,8 @@ class DaskExecutor:
         except Exception:  # noqa: BLE001 - a cluster that cannot say: assume a small one
             return self.n_workers
 
-    @staticmethod
     def _collect(
+        self,
         client: Any,
         batches: Sequence[list[Unit]],
         futures: Sequence[Any],
@@ -258,6 +227,8 @@ class DaskExecutor:
             elif future.status == "error":
                 exc = future.exception()
                 nodes = batch[0].node_ids
+                if isinstance(exc, TaskFailed):
+                    result.failures[exc.node_id] = exc
                 if isinstance(exc, TaskFailed) and len(batch) == 1 and exc.node_id in nodes:
                     # the jobs before the failed one, and the failed one, have reported
                     reports.append(_Reports(nodes[: nodes.index(exc.node_id) + 1]))
@@ -265,6 +236,15 @@ class DaskExecutor:
                     for unit in batch:
                         for node_id in unit.node_ids:
                             result.errors[node_id] = exc
+            else:  # cancelled or lost: the scheduler went away under it
+                lost = ExecutorError(
+                    f"the Dask scheduler at {self.address or 'the embedded cluster'} lost "
+                    f"this task ({future.status}; the client is {client.status}); check that "
+                    "the scheduler runs, then resume the run with `glasspane retry`"
+                )
+                for unit in batch:
+                    for node_id in unit.node_ids:
+                        result.errors[node_id] = lost
         return reports
 
     def close(self) -> None:

@@ -32,12 +32,12 @@ Pick = tuple[int, "int | None"]
 def task_graph(
     batches: Sequence[list[Unit]],
     run_id: str,
-    inputs: Mapping[str, NodeValue] | None = None,
+    external: Mapping[str, NodeValue] | None = None,
     name: str = "",
 ) -> tuple[dict[Any, Any], list[Any], Any]:
     """The run (or an expander's children) as one Dask graph.
 
-    ``inputs`` are values of nodes outside the graph that its jobs depend on (an expander's
+    ``external`` are values of nodes outside the graph that its jobs depend on (an expander's
     dependencies, for its children): each goes into the graph once, as data. ``name``
     makes the keys of gathers and inputs unique when one run submits several graphs.
 
@@ -49,7 +49,7 @@ def task_graph(
     dsk: dict[Any, Any] = {}
     keys: list[Any] = []
     where: dict[str, tuple[Any, int | None]] = {}  # node -> (key, index inside a batch)
-    for node_id, value in (inputs or {}).items():
+    for node_id, value in (external or {}).items():
         data_key = f"glasspane-input{name}-{node_id}-{run_id}"
         dsk[data_key] = DataNode(data_key, value)
         where[node_id] = (data_key, None)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..job import Emit, Job, NodeValue
 from ..worker import execute_job
-from .base import Execution, run_queue
+from .base import Execution, ignore_resources, run_queue
 
 
 def _run_now(fn: Callable[..., NodeValue], *args: Any) -> cf.Future[NodeValue]:
@@ -44,6 +44,9 @@ class InlineExecutor:
     """Runs jobs in the calling thread, in topological order."""
 
     name = "inline"
+
+    def prepare(self, jobs: Sequence[Job]) -> None:
+        ignore_resources(self.name, jobs)
 
     def execute(
         self, jobs: Sequence[Job], emit: Emit, want: set[str], cancel: threading.Event

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..job import Emit, Job, NodeValue
 from ..worker import execute_job
-from .base import Execution, results_or_errors, run_queue
+from .base import Execution, ignore_resources, results_or_errors, run_queue
 
 
 class DaemonPool:
@@ -72,6 +72,9 @@ class ThreadsExecutor:
 
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
+
+    def prepare(self, jobs: Sequence[Job]) -> None:
+        ignore_resources(self.name, jobs)
 
     def execute(
         self, jobs: Sequence[Job], emit: Emit, want: set[str], cancel: threading.Event
