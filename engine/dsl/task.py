@@ -7,6 +7,7 @@ of refs for a task annotated to return a fixed-length ``tuple[...]``.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import typing
@@ -88,6 +89,24 @@ def _fast_bind(
         else:
             return None  # missing
     return bound if used == len(kwargs) else None  # else an unknown or repeated keyword
+
+
+def _unknown_keywords(signature: inspect.Signature, kwargs: dict[str, Any]) -> str | None:
+    """Name the keywords the function does not take (a typo in ``alpah=`` is reported as
+    itself, not as ``alpha`` missing), with the closest parameter name."""
+    params = signature.parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    takes = [n for n, p in params.items() if p.kind is not p.POSITIONAL_ONLY]
+    unknown = [name for name in kwargs if name not in params]
+    if not unknown:
+        return None
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, takes, n=1)
+        parts.append(f"`{name}`" + (f" (did you mean `{close[0]}`?)" if close else ""))
+    s = "s" if len(unknown) > 1 else ""
+    return f"unexpected keyword argument{s} {', '.join(parts)}"
 
 
 class TaskDef(Generic[P, R]):
@@ -240,7 +259,7 @@ class TaskDef(Generic[P, R]):
         except TypeError as exc:
             raise DefinitionError(
                 f"task `{self.name}{how}` called with arguments that do not match "
-                f"`{self.name}{self.signature}`: {exc}"
+                f"`{self.name}{self.signature}`: {_unknown_keywords(self.signature, kwargs) or exc}"
             ) from None
         bound.apply_defaults()
         return dict(bound.arguments)

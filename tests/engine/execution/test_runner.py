@@ -228,3 +228,36 @@ def test_cli_signal_cancels_the_run_with_exit_130(
         check=True,
     )
     assert json.loads(shown.stdout)["state"] == CANCELLED
+
+
+class Connection:
+    """Holds a lock: it cannot be pickled, like a database connection or a client."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.rows = [1, 2, 3]
+
+
+@task(persist=False)
+def connect() -> Connection:
+    return Connection()
+
+
+@task
+def count_rows(conn: Connection) -> int:
+    return len(conn.rows)
+
+
+@pipeline
+def in_memory():
+    return count_rows(connect())
+
+
+def test_a_persist_false_output_need_not_pickle() -> None:
+    first = in_memory.run(executor="threads")
+    assert first.output == 3
+    # a value that cannot be hashed has a hash of its own each run: what reads it reruns
+    second = in_memory.run(executor="threads")
+    assert [(t.node, t.cached) for t in second.tasks] == [("connect", False), ("count_rows", False)]
