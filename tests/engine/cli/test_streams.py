@@ -45,6 +45,16 @@ NOISY = textwrap.dedent(
         return chatty(1)
 
 
+    @task(resources={"GPU": 1})
+    def on_gpu() -> int:
+        return 1
+
+
+    @pipeline
+    def wants_gpu():
+        return on_gpu()
+
+
     @task
     def sleepy() -> int:
         (HERE / "started.flag").write_text("started")
@@ -114,6 +124,17 @@ def test_glasspane_warnings_are_one_line_on_stderr(noisy: Cli) -> None:
     # other warnings keep Python's own display
     assert any(line.endswith("UserWarning: something else") for line in lines), lines
     assert "GlasspaneWarning" not in result.stderr
+
+
+@pytest.mark.parametrize("executor", ["inline", "threads"])
+def test_ignored_resources_are_one_warning_line(noisy: Cli, executor: str) -> None:
+    result = noisy("run", "noisy.py:wants_gpu", "--json", "-e", executor)
+    assert result.code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"glasspane: warning: task `on_gpu` asks for resources {{'GPU': 1.0}}, which the {executor} "
+        "executor ignores: it runs every task in this process; run on a Dask cluster whose "
+        "workers offer them (--executor tcp://HOST:PORT) to honour them"
+    ]
 
 
 def test_retry_refuses_an_ordinary_parameter_in_one_line(cli: Cli) -> None:
