@@ -92,6 +92,7 @@ def run_pipeline(
     run_id = new_run_id()
     plan = plan_run(graph, run_id, artifacts, reuse)
     if plan.jobs:  # a fully cached run never touches the executor (nor starts a cluster)
+        artifacts.check_writable()  # an unwritable root: exit 2 now, not every task failing
         prepare = getattr(chosen, "prepare", None)  # an executor of the user's may have none
         if prepare is not None:
             prepare(plan.jobs)  # an unreachable cluster, resources no worker offers

@@ -165,16 +165,16 @@ BY_VALUE: set[str] = set()
 
 
 def _rebuild_job(blob: bytes, name: str, data: bytes) -> Job:
-    import pickle
+    from ..artifacts import unpickle  # imports without lock cycles, on any worker thread
 
     values: dict[str, Any] = {}
     try:
-        values = dict(zip(_JOB_FIELDS, pickle.loads(data)))
+        values = dict(zip(_JOB_FIELDS, unpickle(data)))
         task = _loaded.get(blob)
         if task is None:
             if len(_loaded) >= _LOADED_MAX:
                 _loaded.clear()
-            task = _loaded[blob] = pickle.loads(blob)
+            task = _loaded[blob] = unpickle(blob)
     except Exception as exc:  # noqa: BLE001 - reported as the task's failure by the worker
         job = _unloadable_job(name, values, exc)
         # the Dask scheduler may unpickle a graph where the user's packages are missing and

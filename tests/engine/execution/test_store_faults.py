@@ -189,3 +189,59 @@ def test_store_fills_up(tiny_tmpfs: str, tmp_path: Path, monkeypatch: pytest.Mon
 
     os.unlink(os.path.join(tiny_tmpfs, "filler"))  # the repair
     _assert_rerun_recomputes_second(tmp_path, tiny_tmpfs, "threads")
+
+
+@task
+def one() -> int:
+    return 1
+
+
+@pipeline
+def tiny():
+    return one()
+
+
+@pytest.fixture
+def read_only_tmpfs(tmp_path: Path) -> Iterator[str]:
+    """A read-only tmpfs: writes fail with EROFS, for root too (skips where mounting is not
+    permitted)."""
+    mountpoint = tmp_path / "read-only"
+    mountpoint.mkdir()
+    mount = shutil.which("mount")
+    if mount is None or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root and the mount command")
+    done = subprocess.run(
+        [mount, "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield str(mountpoint)
+    finally:
+        with contextlib.suppress(Exception):
+            subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, timeout=30)
+
+
+def test_an_unwritable_artifact_root_is_refused_before_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_only_tmpfs: str
+) -> None:
+    a_file = tmp_path / "not-a-directory"
+    a_file.write_text("")
+    for root, reason in (
+        (str(a_file / "artifacts"), "Not a directory"),
+        (read_only_tmpfs, "Read-only file system"),
+    ):
+        monkeypatch.setenv("GLASSPANE_ARTIFACT_ROOT", root)
+        with pytest.raises(glasspane.ConfigError) as info:
+            tiny.run(executor="threads")
+        message = str(info.value)
+        assert message.startswith(f"artifact root `{root}` is not writable: ")
+        assert reason in message
+        assert message.endswith(
+            "fix its permissions, or set GLASSPANE_ARTIFACT_ROOT to a directory or bucket "
+            "glasspane can write to"
+        )
+    assert glasspane.runs() == []  # nothing was started
