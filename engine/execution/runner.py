@@ -30,7 +30,7 @@ from ..types import (
 )
 from .executors.base import Execution, Executor, drain
 from .fusion import DURATIONS
-from .outcomes import task_finished
+from .outcomes import describe, task_finished
 from .planner import Plan, plan_run
 from .result import RunResult, TaskResult, jsonable
 from .resume import Reusable
@@ -218,18 +218,36 @@ def execute_run(
         heartbeat.stop()
     cancelled = execution.cancelled or cancel.is_set()
     _settle(graph, recorder, execution, cancelled)
-    recorder.close()
-    result = _result(
-        graph,
-        run_id,
-        recorder,
-        execution,
-        artifacts,
-        plan_resolved(recorder),
-        cancelled,
-        params,
-        resumed_from,
-    )
+    problem: str | None = None
+    try:
+        recorder.close()
+    except Exception as exc:  # noqa: BLE001 - the run must still end, saying why
+        problem = (
+            f"the metadata store could not record this run's task events ({describe(exc)}); "
+            "the recorded tasks may be incomplete: check the database, then run again"
+        )
+    try:
+        result = _result(
+            graph,
+            run_id,
+            recorder,
+            execution,
+            artifacts,
+            plan_resolved(recorder),
+            cancelled,
+            params,
+            resumed_from,
+        )
+    except Exception as exc:  # noqa: BLE001 - e.g. an output's blob vanished meanwhile
+        result = _result(
+            graph, run_id, recorder, execution, artifacts, {}, cancelled, params, resumed_from,
+            load_output=False,
+        )  # fmt: skip
+        problem = problem or (
+            f"the pipeline's output could not be loaded ({describe(exc)}); run it again"
+        )
+    if problem is not None and result.state != CANCELLED:
+        result.state, result.error, result.output = FAILED, problem, None
     if heartbeat.lost:  # someone else ended the run (a crash sweep): report, never overwrite
         stored = store.get_run(run_id)
         result.state, result.error = stored["state"], stored.get("error")
@@ -335,6 +353,7 @@ def _result(
     cancelled: bool,
     params: Mapping[str, Any],
     resumed_from: str | None,
+    load_output: bool = True,
 ) -> RunResult:
     tasks: list[TaskResult] = []
     states: dict[str, str] = {}
@@ -379,7 +398,7 @@ def _result(
     elif state == CANCELLED:
         error = "the run was cancelled"
     output = None
-    if state == SUCCEEDED:
+    if state == SUCCEEDED and load_output:
 
         def value_of(ref: Ref) -> Any:
             if ref.node in execution.values:

@@ -261,3 +261,60 @@ def test_a_persist_false_output_need_not_pickle() -> None:
     # a value that cannot be hashed has a hash of its own each run: what reads it reruns
     second = in_memory.run(executor="threads")
     assert [(t.node, t.cached) for t in second.tasks] == [("connect", False), ("count_rows", False)]
+
+
+@task(cache=False)
+def break_the_store(db: str) -> int:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:  # as if the database failed under the run
+        conn.execute("DROP TABLE attempts")
+    return 1
+
+
+@pipeline
+def store_breaks(db: str):
+    return break_the_store(db)
+
+
+def test_a_store_that_fails_mid_run_ends_the_run_failed(glasspane_home: Path) -> None:
+    db = str(glasspane_home / "glasspane.db")
+    result = store_breaks.run(db=db, executor="threads", raise_on_failure=False)
+    assert result.state == "failed"
+    assert result.error is not None and result.error.startswith(
+        "the metadata store could not record this run's task events (OperationalError: "
+    )
+    assert [run["state"] for run in glasspane.runs()] == ["failed"]  # not left running
+
+
+@task
+def source_rows() -> list[int]:
+    return [1, 2, 3]
+
+
+@task(cache=False)
+def wipe_blobs(home: str) -> int:
+    import shutil
+
+    shutil.rmtree(os.path.join(home, "artifacts", "objects"))
+    return 0
+
+
+@pipeline
+def output_vanishes(home: str):
+    return {"rows": source_rows(), "wiped": wipe_blobs(home)}
+
+
+def test_an_output_that_cannot_be_loaded_ends_the_run_failed(glasspane_home: Path) -> None:
+    source_rows_only = output_vanishes.run(
+        home=str(glasspane_home / "elsewhere"), executor="threads", raise_on_failure=False
+    )
+    assert source_rows_only.state == "failed"  # nothing to wipe there: wipe_blobs failed
+    result = output_vanishes.run(
+        home=str(glasspane_home), executor="threads", raise_on_failure=False
+    )
+    assert result.state == "failed" and result.output is None
+    assert result.error is not None and result.error.startswith(
+        "the pipeline's output could not be loaded (ArtifactError: artifact "
+    )
+    assert glasspane.runs()[0]["state"] == "failed"
