@@ -9,12 +9,18 @@ retried, recorded and shown on its own by :func:`~glasspane.execution.worker.exe
 
 A job gathering many upstream values in one task makes a single worker fetch them all; a
 *gather tree* of small tasks in front of it collects them in parallel, ``fan_in`` at a time.
+
+Sibling units (the elements of a map) may share a task too, in *batches*, when the metadata
+store says they are short: each job carries an upper estimate of its duration, the longest
+the store has recorded for its node (:func:`assign_estimates`), so every process plans the
+same batches for the same history. An element slow for the first time is the executor's to
+handle: a batch that outlasts ``GIVE_BACK_AFTER`` hands back what it has not started.
 Pure functions of the job list: no executor or Dask import here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .job import Job
@@ -95,98 +101,122 @@ def gather_tree(n: int, fan_in: int = FAN_IN) -> list[list[tuple[int, int]]]:
     return levels
 
 
-#: a unit estimated to run for less than this may share a Dask task with its siblings
+#: a unit whose upper estimate is under this may share an executor task with its siblings
 SHORT_UNIT = 0.02
-#: seconds of work a batch of sibling units aims at
+#: seconds of work (by upper estimates) a batch of short units holds at most
 BATCH_TARGET = 0.1
 #: most units of unknown duration in one batch
 UNKNOWN_BATCH = 16
+#: units of unknown duration are batched only into at least this many batches per thread
+UNKNOWN_SPREAD = 8
+#: seconds a batch runs before it hands the units it has not started back to the cluster
+GIVE_BACK_AFTER = 0.1
 
 
-class Durations:
-    """Per-process running estimates of how long each task takes, by task identity.
+def assign_estimates(jobs: Sequence[Job], durations: Mapping[str, float]) -> None:
+    """Give each job the upper estimate of its duration that decides batching.
 
-    Fed from the task_finished events of earlier runs in this process; a task never seen
-    has no estimate (see :func:`batch_siblings` for what that allows).
+    ``durations`` is the longest recorded run of each node in the pipeline's recent runs, by
+    node id (:meth:`~glasspane.store.MetadataStore.task_durations`): the same in every process
+    that plans the run. A node seen there gets its own; a node never seen (a new element of a
+    map) the longest of its task's nodes that were; a task never seen, ``None``. An expander
+    gets its children's, by child id (:attr:`~.job.Job.child_estimates`).
     """
-
-    def __init__(self, cap: int = 4096) -> None:
-        self._mean: dict[str, float] = {}
-        self._cap = cap
-
-    def observe(self, identity: str, seconds: float) -> None:
-        old = self._mean.get(identity)
-        if old is None and len(self._mean) >= self._cap:
-            self._mean.pop(next(iter(self._mean)))
-        self._mean[identity] = seconds if old is None else 0.7 * old + 0.3 * seconds
-
-    def estimate(self, identity: str) -> float | None:
-        return self._mean.get(identity)
-
-    def clear(self) -> None:
-        self._mean.clear()
-
-
-DURATIONS = Durations()
+    by_task: dict[str, float] = {}
+    for job in jobs:
+        seen = durations.get(job.node_id)
+        if job.expand_arg is None and seen is not None:
+            by_task[job.task.identity] = max(by_task.get(job.task.identity, 0.0), seen)
+    children: dict[str, dict[str, float]] = {}
+    for node_id, seconds in durations.items():
+        parent, bracket, index = node_id.rpartition("[")
+        if bracket and index[:-1].isdigit() and index.endswith("]"):
+            children.setdefault(parent, {})[node_id] = seconds
+    for job in jobs:
+        if job.expand_arg is not None:
+            job.child_estimates = children.get(job.node_id, {})
+        else:
+            job.estimate = durations.get(job.node_id, by_task.get(job.task.identity))
 
 
-def batch_siblings(
-    units: Sequence[Unit], keep: set[str], slots: int, durations: Durations = DURATIONS
-) -> list[list[Unit]]:
+def child_estimate(child: Job, estimates: Mapping[str, float] | None) -> float | None:
+    """A child's upper estimate from its expander's :attr:`~.job.Job.child_estimates`: its
+    own, else the longest of its siblings that were seen, else ``None``."""
+    if not estimates:
+        return None
+    return estimates.get(child.node_id, max(estimates.values()))
+
+
+def batch_siblings(units: Sequence[Unit], keep: set[str], slots: int) -> list[list[Unit]]:
     """Group sibling units into batches, each run as one executor task.
 
     Siblings are units whose inputs come from the same groups of units: the elements of a
     map over one value, or a layer of tasks each reading some of the previous layer. A
     batch runs its units one after another, each still cached, retried and recorded on its
     own; a failed unit does not stop its siblings. ``slots`` is the number of worker threads.
+    The plan depends only on the units and their jobs' upper estimates
+    (:func:`assign_estimates`), never on what the planning process has run before.
 
-    - Units whose every task is known to be short (``SHORT_UNIT``, from ``durations``) go
-      in batches of about ``BATCH_TARGET`` seconds, never fewer than ``2 * slots`` of them.
-    - Units of unknown duration are batched only in large groups: at most
-      ``UNKNOWN_BATCH`` per batch and never fewer than ``64 * slots`` batches, so even long
-      tasks keep every thread busy until the last few batches.
-    - Units known to be long, holding a value in ``keep``, expanding a map or asking for
-      resources stay on their own.
+    - Units whose every job is short by its upper estimate (under ``SHORT_UNIT``) are packed
+      in order into batches whose estimates add up to at most ``BATCH_TARGET``, never fewer
+      than ``2 * slots`` batches.
+    - Units of unknown duration are batched only in large groups: at most ``UNKNOWN_BATCH``
+      per batch and never fewer than ``UNKNOWN_SPREAD * slots`` batches.
+    - Units that may be long (one slow run is enough), holding a value in ``keep``,
+      expanding a map or asking for resources stay on their own.
+
+    Estimates cannot foresee an element that is slow for the first time: at run time a batch
+    that outlasts ``GIVE_BACK_AFTER`` hands the units it has not started back to the
+    executor (see :mod:`.executors.dask_batch`), so such an element holds up no sibling.
 
     Batches come in topological order: a group's batches sit where its first unit was, and
     every group reads only groups made before it.
     """
-    groups: list[list[Unit]] = []
-    estimates: list[float | None] = []
+    groups: list[list[tuple[Unit, float | None]]] = []
     by_inputs: dict[tuple[int, ...], int] = {}  # input groups -> the group of their siblings
     group_of: dict[str, int] = {}  # node id -> its group
     for unit in units:
-        estimate = _estimate(unit, durations)
+        estimate = _estimate(unit)
         if _batchable(unit, keep) and (estimate is None or estimate < SHORT_UNIT):
             inputs = tuple(sorted({group_of[dep] for dep in unit.head.deps}))
             index = by_inputs.get(inputs)
             if index is None:
                 index = by_inputs[inputs] = len(groups)
                 groups.append([])
-                estimates.append(estimate)
-            else:
-                known = estimates[index]
-                estimates[index] = (
-                    None if estimate is None or known is None else max(known, estimate)
-                )
         else:
             index = len(groups)
             groups.append([])
-            estimates.append(None)
-        groups[index].append(unit)
+        groups[index].append((unit, estimate))
         for job in unit.jobs:
             group_of[job.node_id] = index
     slots = max(slots, 1)
     batches: list[list[Unit]] = []
-    for group, estimate in zip(groups, estimates):
+    for group in groups:
         if len(group) == 1:
-            size = 1
-        elif estimate is None:
-            size = max(1, min(UNKNOWN_BATCH, len(group) // (64 * slots)))
+            batches.append([group[0][0]])
+        elif any(estimate is None for _, estimate in group):
+            size = max(1, min(UNKNOWN_BATCH, len(group) // (UNKNOWN_SPREAD * slots)))
+            batches.extend([u for u, _ in group[i : i + size]] for i in range(0, len(group), size))
         else:
-            widest = max(1, -(-len(group) // (2 * slots)))
-            size = max(1, min(int(BATCH_TARGET / max(estimate, 1e-4)), widest))
-        batches.extend(group[i : i + size] for i in range(0, len(group), size))
+            batches.extend(_pack(group, widest=-(-len(group) // (2 * slots))))
+    return batches
+
+
+def _pack(group: list[tuple[Unit, float | None]], widest: int) -> list[list[Unit]]:
+    """Consecutive units in batches of at most ``widest`` whose estimates add up to at most
+    ``BATCH_TARGET`` (a unit alone may exceed it)."""
+    batches: list[list[Unit]] = []
+    batch: list[Unit] = []
+    total = 0.0
+    for unit, estimate in group:
+        seconds = estimate or 0.0
+        if batch and (len(batch) >= widest or total + seconds > BATCH_TARGET):
+            batches.append(batch)
+            batch, total = [], 0.0
+        batch.append(unit)
+        total += seconds
+    if batch:
+        batches.append(batch)
     return batches
 
 
@@ -196,12 +226,11 @@ def _batchable(unit: Unit, keep: set[str]) -> bool:
     return not any(job.task.options.resources for job in unit.jobs)
 
 
-def _estimate(unit: Unit, durations: Durations) -> float | None:
-    """The unit's estimated duration, or ``None`` when one of its tasks was never seen."""
+def _estimate(unit: Unit) -> float | None:
+    """The unit's upper estimate, or ``None`` when one of its jobs' tasks was never seen."""
     total = 0.0
     for job in unit.jobs:
-        estimate = durations.estimate(job.task.identity)
-        if estimate is None:
+        if job.estimate is None:
             return None
-        total += estimate
+        total += job.estimate
     return total

@@ -66,6 +66,10 @@ class Job:
             list's producer is its source), so lineage links the child to it.
         unloadable: set where the task definition or the arguments could not be unpickled
             (a Dask worker without the user's module): why, for the task's error.
+        estimate: the upper estimate of how long this job runs, in seconds, from the
+            metadata store when the run was planned (see :func:`~.fusion.assign_estimates`);
+            ``None`` when its task was never seen. It decides batching on Dask.
+        child_estimates: on an expander, the same for its children, by child node id.
     """
 
     run_id: str
@@ -85,6 +89,8 @@ class Job:
     tee: bool = False
     element: dict[str, Any] | None = None
     unloadable: str | None = None
+    estimate: float | None = None
+    child_estimates: dict[str, float] | None = None
 
     @property
     def dask_key(self) -> str | tuple[str, int]:
@@ -128,6 +134,8 @@ _JOB_FIELDS = (
     "map_index",
     "tee",
     "element",
+    "estimate",
+    "child_estimates",
 )
 _blobs: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
 _loaded: dict[bytes, Any] = {}

@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..artifacts import ArtifactStore
@@ -29,7 +29,8 @@ from ..types import (
     ArtifactInfo,
 )
 from .executors.base import Execution, Executor, drain
-from .fusion import DURATIONS
+from .fusion import assign_estimates
+from .job import Job
 from .outcomes import describe, task_finished
 from .planner import Plan, plan_run
 from .result import RunResult, TaskResult, jsonable
@@ -202,7 +203,7 @@ def execute_run(
         if plan is None:
             plan = plan_run(graph, run_id, artifacts, reuse)
         if plan.jobs:
-            _recall_durations(store, graph)
+            _recall_durations(store, graph, plan.jobs)
         for event in plan.events:
             recorder.emit(event)
         if plan.jobs:
@@ -260,20 +261,15 @@ def execute_run(
     return result
 
 
-def _recall_durations(store: MetadataStore, graph: Graph) -> None:
-    """Seed this process's task duration estimates (which decide batching on Dask) from
-    the pipeline's recent runs, for tasks this process has not run yet."""
-    unknown = {node.task.identity: node.task.name for node in graph}
-    unknown = {i: name for i, name in unknown.items() if DURATIONS.estimate(i) is None}
-    if not unknown:
-        return
+def _recall_durations(store: MetadataStore, graph: Graph, jobs: Sequence[Job]) -> None:
+    """Give each job the upper estimate of its duration (which decides batching on Dask)
+    from the pipeline's recent runs in the store: the same in every process, whatever it
+    has run before."""
     try:
-        known = store.task_durations(graph.pipeline)
+        durations = store.task_durations(graph.pipeline)
     except Exception:  # noqa: BLE001 - an estimate only: the run goes on without it
         return
-    for identity, name in unknown.items():
-        if name in known:
-            DURATIONS.observe(identity, known[name])
+    assign_estimates(jobs, durations)
 
 
 def plan_resolved(recorder: Recorder) -> dict[str, list[ArtifactInfo]]:

@@ -310,8 +310,10 @@ class MetadataStore:
             return queries.task_outputs(conn, run_id)
 
     def task_durations(self, pipeline_name: str, runs: int = 3) -> dict[str, float]:
-        """Mean seconds each task of ``pipeline_name`` ran in its last ``runs`` runs, by
-        task name (executed, succeeded task runs only)."""
+        """The longest each node of ``pipeline_name`` ran, in seconds, by node id, over its
+        last ``runs`` runs that executed any task (cache hits and tasks that never ended on a
+        worker do not count). The run loop plans batching on Dask from it, so every process
+        planning a run of the pipeline plans it alike."""
         with self._read() as conn:
             return queries.task_durations(conn, pipeline_name, runs)
 

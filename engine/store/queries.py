@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, case, func, select
+from sqlalchemy.orm import aliased
 
 from ..errors import NotFound
 from ..types import FAILED, SUCCEEDED, TIMED_OUT, ArtifactInfo
@@ -363,26 +364,36 @@ def metrics(conn: Connection, run_id: str) -> list[dict[str, Any]]:
 
 
 def task_durations(conn: Connection, pipeline_name: str, runs: int = 3) -> dict[str, float]:
-    """Mean seconds per task name over the pipeline's last ``runs`` runs.
+    """The longest each node ran in the pipeline's last ``runs`` runs that executed any task,
+    in seconds, by node id (map elements and an expander's children by their own ids).
 
-    Only task runs that executed and succeeded count (a cache hit says nothing of how long
-    the task takes).
+    Only task runs that executed count (a cache hit says nothing of how long the task takes),
+    and that ended on a worker: succeeded, failed or timed out, each having held its worker
+    that long. The longest, not a mean or a quantile: whether siblings may share an
+    executor task depends on the slowest of them, which a mean hides.
     """
+
+    def executed(row: Any) -> tuple[Any, ...]:
+        return (
+            row.cached.is_(False),
+            row.duration.is_not(None),
+            row.state.in_((SUCCEEDED, FAILED, TIMED_OUT)),
+        )
+
+    other = aliased(TaskRunRow)
     recent = (
         select(RunRow.id)
-        .where(RunRow.pipeline_name == pipeline_name)
+        .where(
+            RunRow.pipeline_name == pipeline_name,
+            select(other.id).where(other.run_id == RunRow.id, *executed(other)).exists(),
+        )
         .order_by(RunRow.created_at.desc())
         .limit(runs)
         .scalar_subquery()
     )
     rows = conn.execute(
-        select(TaskRunRow.task_name, func.avg(TaskRunRow.duration))
-        .where(
-            TaskRunRow.run_id.in_(recent),
-            TaskRunRow.state == SUCCEEDED,
-            TaskRunRow.cached.is_(False),
-            TaskRunRow.duration.is_not(None),
-        )
-        .group_by(TaskRunRow.task_name)
+        select(TaskRunRow.node_id, func.max(TaskRunRow.duration))
+        .where(TaskRunRow.run_id.in_(recent), *executed(TaskRunRow))
+        .group_by(TaskRunRow.node_id)
     )
-    return {name: float(mean) for name, mean in rows if mean is not None}
+    return {node: float(longest) for node, longest in rows if longest is not None}

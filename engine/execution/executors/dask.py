@@ -26,7 +26,7 @@ from typing import Any
 
 from ...errors import ExecutorError
 from ...types import CRASHED, SUCCEEDED
-from ..fusion import DURATIONS, Unit, batch_siblings, fuse_chains
+from ..fusion import Unit, batch_siblings, fuse_chains
 from ..job import BY_VALUE, Emit, Job, TaskFailed
 from .base import Execution
 from .dask_cluster import (
@@ -114,7 +114,6 @@ class DaskExecutor:
         run_id = jobs[0].run_id
         finished: dict[str, str] = {}  # node -> state of its task_finished event
         unit_skipped: set[str] = set()  # first nodes of batched units whose input failed
-        identity = {job.node_id: job.task.identity for job in jobs}
         lock = threading.Lock()
         ledger = AttemptLedger()
 
@@ -127,7 +126,6 @@ class DaskExecutor:
                 if one.get("kind") == "task_finished" and one.get("parent") is None:
                     with lock:
                         finished[one["node"]] = one["state"]
-                    _learn(one, identity)
                 for out in ledger.renumber(one):
                     emit(out)
 
@@ -272,14 +270,6 @@ class _Reports:
             if state != SUCCEEDED:
                 return True
         return True
-
-
-def _learn(event: dict[str, Any], identity: Mapping[str, str]) -> None:
-    """Feed a finished job's duration into the estimates that decide batching."""
-    task = identity.get(event["node"])
-    started, ended = event.get("started"), event.get("ended")
-    if task and event["state"] == SUCCEEDED and not event.get("cached") and started and ended:
-        DURATIONS.observe(task, max(0.0, ended - started))
 
 
 class AttemptLedger:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from ..fusion import Unit, gather_tree
 from ..job import Job, NodeValue, TaskFailed
 from ..worker import execute_job
 from .base import results_or_errors
+from .dask_batch import run_siblings
 
 #: the event topic every run's workers publish on
 TOPIC = "glasspane-events"
@@ -135,9 +137,6 @@ def run_batch(
     def emit(event: dict[str, Any]) -> None:
         outbox.put(run_id, event)
 
-    def spawn(children: list[Job], deps: Mapping[str, NodeValue]) -> list[Any]:
-        return spawn_children(children, deps, run_id)
-
     flat = _flatten(parts)
 
     def inputs_of(jobs: list[Job], unit_picks: tuple[Pick, ...]) -> dict[str, NodeValue]:
@@ -152,43 +151,42 @@ def run_batch(
     def run_unit(jobs: list[Job], deps: dict[str, NodeValue]) -> NodeValue:
         value: NodeValue | None = None
         for job in jobs:
-            value = execute_job(job, deps, emit, spawn if job.expand_arg is not None else None)
+            spawn = None
+            if job.expand_arg is not None:  # its children get the estimates it carries
+                spawn = partial(spawn_children, run_id=run_id, estimates=job.child_estimates)
+            value = execute_job(job, deps, emit, spawn)
             deps = {job.node_id: value}
         assert value is not None
         return value
 
     if len(units) == 1:
         return run_unit(units[0], inputs_of(units[0], picks[0]))
-    out: list[NodeValue | TaskFailed] = []
-    for jobs, unit_picks in zip(units, picks):
-        try:
-            deps = inputs_of(jobs, unit_picks)
-        except TaskFailed as failed:
-            emit({"kind": "unit_skipped", "node": jobs[0].node_id})
-            out.append(failed)
-            continue
-        try:
-            out.append(run_unit(jobs, deps))
-        except TaskFailed as failed:
-            out.append(failed)
-    return tuple(out)
+    # a batch that outlasts its budget hands the units it has not started back to the cluster
+    return run_siblings(units, picks, inputs_of, run_unit, emit, run_id)
 
 
 def spawn_children(
-    children: list[Job], deps: Mapping[str, NodeValue], run_id: str
+    children: list[Job],
+    deps: Mapping[str, NodeValue],
+    run_id: str,
+    estimates: Mapping[str, float] | None = None,
 ) -> list[NodeValue | BaseException]:
     """Runs on a Dask worker, inside an expander: its children as one graph, batched as the
     elements of a static map are, submitted in one message; one result per child.
 
-    The expander's task leaves the worker's thread pool while it waits (``worker_client``),
-    so its own thread runs children too.
+    ``estimates`` are the children's upper duration estimates that the driver read from the
+    store (the expander's :attr:`~..job.Job.child_estimates`), so they are batched as the
+    driver would batch them. The expander's task leaves the worker's thread pool while it
+    waits (``worker_client``), so its own thread runs children too.
     """
     import uuid
 
     from distributed import worker_client
 
-    from ..fusion import batch_siblings, fuse_chains
+    from ..fusion import batch_siblings, child_estimate, fuse_chains
 
+    for child in children:
+        child.estimate = child_estimate(child, estimates)
     with worker_client() as client:
         slots = max(1, sum(client.nthreads().values()))
         batches = batch_siblings(fuse_chains(children, set()), set(), slots)

@@ -7,19 +7,21 @@ per-node record (task runs, attempts, lineage, cache) as unfused execution would
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 import glasspane
-from glasspane import context, pipeline, task
+from glasspane import context, expand, pipeline, task
 from glasspane.execution.fusion import (
-    DURATIONS,
     FAN_IN,
-    Durations,
+    assign_estimates,
     batch_siblings,
+    child_estimate,
     fuse_chains,
     gather_tree,
 )
@@ -247,33 +249,182 @@ def test_on_dask_a_chain_runs_as_one_dask_task() -> None:
     assert keys[0].endswith(f"-{result.run_id}")
 
 
-def test_short_siblings_are_batched_once_their_duration_is_known() -> None:
-    graph = wide_fan_in.compile(seed="s", n=100)
+def remember(pipe, seconds: dict[str, float], **params) -> None:
+    """Record a run of ``pipe`` in the store in which each node of ``seconds`` ran that long
+    (and every other node was a cache hit): what the run loop plans the next run from."""
+    from glasspane.api import metadata_store
+    from glasspane.config import load_settings
+    from glasspane.execution.outcomes import task_finished
+    from glasspane.execution.runner import new_run_id
+
+    graph = pipe.compile(**params)
+    store = metadata_store(load_settings())
+    version = store.ensure_pipeline_version(graph.pipeline, graph.version_hash, graph.to_json())
+    run_id = new_run_id()
+    nodes = [(node.id, node.task.name) for node in graph]
+    store.create_run(run_id=run_id, pipeline_name=graph.pipeline, version_id=version,
+                     pipeline_ref=None, params={}, executor="dask", nodes=nodes)  # fmt: skip
+    task_of = dict(nodes)
+    t0 = 1_700_000_000.0
+    store.record_events(
+        run_id,
+        [
+            task_finished(
+                node,
+                task_of.get(node, node.split("[")[0]),
+                SUCCEEDED,
+                cached=node not in seconds,
+                started=t0,
+                ended=t0 + seconds.get(node, 0.0),
+                attempts=1,
+                parent=node.split("[")[0] if node not in task_of else None,
+            )
+            for node in [*task_of, *[n for n in seconds if n not in task_of]]
+        ],
+    )
+
+
+def planned(pipe, slots: int = 2, **params) -> list[list[str]]:
+    """The batches (first node of each unit) the run loop plans from the store for ``pipe``."""
+    from glasspane.api import metadata_store
+    from glasspane.config import load_settings
+
+    graph = pipe.compile(**params)
     store = artifact_store(str(Path(os.environ["GLASSPANE_HOME"]) / "artifacts"))
-    units = fuse_chains(plan_run(graph, "r", store).jobs, {"collect"})
-    durations = Durations()
-    unknown = batch_siblings(units, {"collect"}, slots=2, durations=durations)
-    assert [len(b) for b in unknown] == [1] * 102  # never seen: every element on its own
-    durations.observe(leaf.identity, 0.001)
-    durations.observe(start.identity, 0.001)
-    batches = batch_siblings(units, {"collect"}, slots=2, durations=durations)
-    sizes = [len(b) for b in batches]
+    jobs = plan_run(graph, "r", store).jobs
+    assign_estimates(jobs, metadata_store(load_settings()).task_durations(graph.pipeline))
+    want = {ref.node for ref in graph.output_refs()}
+    batches = batch_siblings(fuse_chains(jobs, want), want, slots)
+    return [[unit.node_ids[0] for unit in batch] for batch in batches]
+
+
+def test_estimates_are_the_longest_run_of_each_node_else_of_its_task() -> None:
+    graph = wide_fan_in.compile(seed="s", n=4)
+    store = artifact_store(str(Path(os.environ["GLASSPANE_HOME"]) / "artifacts"))
+    jobs = {job.node_id: job for job in plan_run(graph, "r", store).jobs}
+    assign_estimates(list(jobs.values()), {"leaf[0]": 0.5, "leaf[1]": 0.002, "start": 0.01})
+    assert [jobs[f"leaf[{i}]"].estimate for i in range(4)] == [0.5, 0.002, 0.5, 0.5]
+    assert jobs["start"].estimate == 0.01  # leaf[2] and leaf[3] were never seen: 0.5
+    assert jobs["collect"].estimate is None  # nor was its task
+    child = dataclasses.replace(jobs["leaf[1]"], node_id="x[7]", estimate=None)
+    assert child_estimate(child, {"x[0]": 0.001, "x[7]": 0.003}) == 0.003
+    assert child_estimate(child, {"x[0]": 0.001, "x[1]": 0.3}) == 0.3  # the longest seen
+    assert child_estimate(child, {}) is None and child_estimate(child, None) is None
+
+
+def test_short_siblings_are_batched_once_the_store_has_seen_them_short() -> None:
+    # never seen: batched blind only in small batches, at least 8 per worker thread
+    assert planned(wide_fan_in, seed="s", n=100) == [
+        ["start"],
+        *[[f"leaf[{i}]" for i in range(j, min(j + 6, 100))] for j in range(0, 100, 6)],
+        ["collect"],
+    ]
+    remember(wide_fan_in, {"start": 0.001, **{f"leaf[{i}]": 0.001 for i in range(100)}},
+             seed="s", n=100)  # fmt: skip
+    batches = planned(wide_fan_in, seed="s", n=100)
     # the source, then the 100 elements in 4 batches (at least 2 per worker thread), the reduce
-    assert sizes == [1, 25, 25, 25, 25, 1]
-    assert [u.node_ids[0] for u in batches[1]] == [f"leaf[{i}]" for i in range(25)]
-    durations.observe(leaf.identity, 1.0)  # slow now: each element gets its own task again
-    assert len(batch_siblings(units, {"collect"}, slots=2, durations=durations)) > 100
+    assert [len(b) for b in batches] == [1, 25, 25, 25, 25, 1]
+    assert batches[1] == [f"leaf[{i}]" for i in range(25)]
 
 
-def test_a_large_map_of_unknown_duration_keeps_64_batches_per_thread() -> None:
+def test_a_batch_holds_at_most_batch_target_seconds_by_upper_estimates() -> None:
+    remember(wide_fan_in, {f"leaf[{i}]": 0.015 for i in range(100)}, seed="s", n=100)
+    sizes = [len(b) for b in planned(wide_fan_in, seed="s", n=100)]
+    assert sizes == [1] + [6] * 16 + [4, 1]  # 6 x 15 ms <= 0.1 s < 7 x 15 ms
+
+
+def test_slow_elements_seen_in_the_store_are_not_packed_together() -> None:
+    slow = {f"leaf[{i}]" for i in range(40, 48)}  # eight adjacent slow elements
+    seconds = {f"leaf[{i}]": 0.5 if f"leaf[{i}]" in slow else 0.001 for i in range(100)}
+    remember(wide_fan_in, seconds, seed="s", n=100)
+    batches = planned(wide_fan_in, seed="s", n=100)
+    assert sorted([b for b in batches if set(b) & slow]) == sorted([[n] for n in slow])
+    fast = [b for b in batches if b[0].startswith("leaf") and not set(b) & slow]
+    assert sum(map(len, fast)) == 92 and max(map(len, fast)) > 1  # the rest are batched
+    # a longer map of the same task: its new elements may be as slow as the slowest seen
+    longer = planned(wide_fan_in, seed="s", n=110)
+    assert all([f"leaf[{i}]"] in longer for i in range(100, 110))
+
+
+PLAN_FILE = """
+import json, sys
+
+from glasspane import pipeline, task
+
+
+@task
+def origin(seed: str) -> str:
+    return seed
+
+
+@task
+def element(src: str, i: int) -> str:
+    return f"{src}-{i}"
+
+
+@task
+def together(parts: list) -> int:
+    return len(parts)
+
+
+@pipeline
+def skewed(seed: str, n: int = 60):
+    return together(element.map(origin(seed), i=list(range(n))))
+
+
+if __name__ == "__main__":
+    from glasspane.api import artifact_store, metadata_store
+    from glasspane.config import load_settings
+    from glasspane.execution.fusion import assign_estimates, batch_siblings, fuse_chains
+    from glasspane.execution.planner import plan_run
+
+    settings = load_settings()
+    graph = skewed.compile(seed="s")
+    jobs = plan_run(graph, "r", artifact_store(settings)).jobs
+    assign_estimates(jobs, metadata_store(settings).task_durations(graph.pipeline))
+    want = {ref.node for ref in graph.output_refs()}
+    units = fuse_chains(jobs, want)
+    print(json.dumps([[u.node_ids[0] for u in b] for b in batch_siblings(units, want, 2)]))
+"""
+
+
+def test_two_processes_plan_the_same_batches_from_the_store(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "skewplan.py").write_text(PLAN_FILE)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import skewplan  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(tmp_path))
+    seconds = {f"element[{i}]": 0.3 if 20 <= i < 28 else 0.002 for i in range(60)}
+    remember(skewplan.skewed, seconds, seed="s")
+
+    def plan_elsewhere() -> list[list[str]]:
+        command = [sys.executable, str(tmp_path / "skewplan.py")]
+        out = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first, second = plan_elsewhere(), plan_elsewhere()
+    assert first == second == planned(skewplan.skewed, seed="s")  # and this process's plan
+    alone = {b[0] for b in first if len(b) == 1 and b[0].startswith("element")}
+    assert alone == {f"element[{i}]" for i in range(20, 28)}  # the slow ones, each on its own
+    assert max(len(b) for b in first) > 1
+
+
+def test_a_large_map_of_unknown_duration_keeps_8_batches_per_thread() -> None:
     graph = wide_fan_in.compile(seed="s", n=10_000)
     store = artifact_store(str(Path(os.environ["GLASSPANE_HOME"]) / "artifacts"))
     units = fuse_chains(plan_run(graph, "r", store).jobs, {"collect"})
-    sizes = [len(b) for b in batch_siblings(units, {"collect"}, slots=2, durations=Durations())]
+    sizes = [len(b) for b in batch_siblings(units, {"collect"}, slots=2)]
     assert sizes[0] == 1 and sizes[-1] == 1 and sum(sizes) == 10_002
     assert max(sizes) == 16  # UNKNOWN_BATCH
-    sizes = [len(b) for b in batch_siblings(units, {"collect"}, slots=100, durations=Durations())]
-    assert max(sizes) == 1  # 10,000 elements are not 64 per thread of 100 threads
+    sizes = [len(b) for b in batch_siblings(units, {"collect"}, slots=100)]
+    assert max(sizes) == 12  # 10,000 // (8 batches x 100 threads)
+    sizes = [len(b) for b in batch_siblings(units, {"collect"}, slots=1000)]
+    assert max(sizes) == 1  # fewer than 8 per thread: not batched blind
 
 
 @task
@@ -292,10 +443,13 @@ def keyed_map(seed: str, fail_at: int = -1, n: int = 40):
 
 @pytest.mark.dask
 def test_on_dask_a_batch_runs_many_elements_and_one_failure_spares_its_siblings() -> None:
-    first = keyed_map.run(seed="b1", executor="dask")  # learns that the elements are short
-    assert len(set(first.output)) == 40  # nothing known yet: one Dask task per element
+    # never seen: batched blind, in pairs (40 elements, at least 8 batches per thread)
+    assert [len(b) for b in planned(keyed_map, seed="b1")] == [1] + [2] * 20 + [1]
+    first = keyed_map.run(seed="b1", executor="dask")
+    assert len(set(first.output)) < 40
+    assert [len(b) for b in planned(keyed_map, seed="b2")][1:-1] == [10] * 4  # seen short
     second = keyed_map.run(seed="b2", executor="dask")
-    assert len(set(second.output)) < 40  # batched: several elements share a Dask task
+    assert len(set(second.output)) < 20  # larger batches: more elements share a Dask task
     assert all(t.state == SUCCEEDED and not t.cached for t in second.tasks)
     run = glasspane.get_run(second.run_id)
     assert len(run["tasks"]) == 42 and all(t["ended_at"] for t in run["tasks"])
@@ -307,13 +461,74 @@ def test_on_dask_a_batch_runs_many_elements_and_one_failure_spares_its_siblings(
     assert "RuntimeError: element 7 fails" in (failed.task("maybe_fail[7]").error or "")
 
 
+@task
+def probe(src: str, i: int, calls: str, slow: int, fail_at: int) -> str:
+    started = time.time()
+    if i == slow:
+        time.sleep(3.0)
+    if i == fail_at:
+        raise RuntimeError(f"element {i} fails")
+    Path(calls, str(i)).write_text(f"{os.getpid()} {started} {time.time()}")
+    return f"{src}-{i}"
+
+
+@pipeline
+def probed(seed: str, calls: str, slow: int = -1, fail_at: int = -1, n: int = 24):
+    return collect(probe.map(start(seed), i=list(range(n)), calls=calls, slow=slow,
+                             fail_at=fail_at))  # fmt: skip
+
+
 @pytest.mark.dask
-def test_a_new_process_recalls_durations_from_earlier_runs() -> None:
-    keyed_map.run(seed="h1", executor="dask")  # recorded: every element is short
-    DURATIONS.clear()  # what a new process knows
-    again = keyed_map.run(seed="h2", executor="dask")
-    assert len(set(again.output)) < 40  # batched from the first run on
-    assert DURATIONS.estimate(maybe_fail.identity) is not None
+def test_on_dask_a_batch_past_its_budget_hands_its_other_elements_to_idle_workers(
+    tmp_path: Path,
+) -> None:
+    # the store has seen every element short: they are planned in batches of 6
+    remember(probed, {f"probe[{i}]": 0.001 for i in range(24)}, seed="s", calls="c")
+    assert planned(probed, seed="s", calls="c")[1] == [f"probe[{i}]" for i in range(6)]
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    # this time element 0 takes 3 s and element 3 fails: both in the first batch
+    result = probed.run(seed="g", calls=str(calls), slow=0, fail_at=3, executor="dask",
+                        raise_on_failure=False)  # fmt: skip
+    states = {t.node: t.state for t in result.tasks}
+    assert states["probe[3]"] == FAILED and states["collect"] == UPSTREAM_FAILED
+    assert "RuntimeError: element 3 fails" in (result.task("probe[3]").error or "")
+    assert all(states[f"probe[{i}]"] == SUCCEEDED for i in range(24) if i != 3)
+    ran = {int(p.name): p.read_text().split() for p in calls.iterdir()}
+    pid0, _, ended0 = ran[0]
+    # elements 1, 2, 4 and 5 did not wait for element 0: they ran beside it, elsewhere
+    assert all(float(ran[i][1]) < float(ended0) - 1.0 for i in (1, 2, 4, 5))
+    assert {ran[i][0] for i in (1, 2, 4, 5)} - {pid0}
+
+
+@task
+def items(n: int) -> list[int]:
+    return list(range(n))
+
+
+@task(cache=False)
+def keyed_child(i: int) -> str:
+    from distributed import get_worker
+
+    return str(get_worker().get_current_task())
+
+
+@pipeline
+def expanded(n: int = 40):
+    return collect(keyed_child.map(expand(items(n))))
+
+
+@pytest.mark.dask
+def test_on_dask_an_expanders_children_are_batched_from_the_store() -> None:
+    first = expanded.run(executor="dask")  # never seen: batched blind, in pairs
+    assert 20 <= len(set(first.output)) < 40
+    # the store saw children 0-39 short, except 3, which was slow
+    seconds = {f"keyed_child[{i}]": 0.5 if i == 3 else 0.001 for i in range(40)}
+    remember(expanded, seconds)
+    second = expanded.run(executor="dask")
+    keys = second.output
+    assert len(set(keys)) < 40 and all(t.state == SUCCEEDED for t in second.tasks)
+    assert keys.count(keys[3]) == 1  # the slow child alone, the others batched
 
 
 @pytest.mark.dask
@@ -357,11 +572,10 @@ def join_node(k: int, j: int, width: int = 8) -> str:
 def test_a_layer_reading_the_layer_before_is_one_group() -> None:
     graph = layered.compile(seed="s", calls="/nowhere")
     store = artifact_store(str(Path(os.environ["GLASSPANE_HOME"]) / "artifacts"))
-    units = fuse_chains(plan_run(graph, "r", store).jobs, {join_node(3, 0)})
-    durations = Durations()
-    durations.observe(leaf.identity, 0.001)
-    durations.observe(wjoin.identity, 0.001)
-    batches = batch_siblings(units, {join_node(3, 0)}, slots=2, durations=durations)
+    jobs = plan_run(graph, "r", store).jobs
+    for job in jobs:
+        job.estimate = 0.001
+    batches = batch_siblings(fuse_chains(jobs, {join_node(3, 0)}), {join_node(3, 0)}, slots=2)
     nodes = [[u.node_ids[0] for u in batch] for batch in batches]
     # every layer in batches of 2 (at least 2 per worker thread); the wanted node alone
     assert nodes[:4] == [["leaf[0]", "leaf[1]"], ["leaf[2]", "leaf[3]"], ["leaf[4]", "leaf[5]"],
@@ -379,7 +593,8 @@ def test_on_dask_a_failure_in_a_batched_layer_skips_only_its_readers(
 
     # a unit that never runs must be known at once: waiting for its events would hang
     monkeypatch.setattr(dask_executor, "_EVENT_GRACE", 10_000.0)
-    layered.run(seed="l1", calls=str(tmp_path), executor="dask")  # learns the durations
+    seen = {node.id: 0.001 for node in layered.compile(seed="l1", calls="c")}
+    remember(layered, seen, seed="l1", calls="c")  # the store has seen every task short
     calls = tmp_path / "second"
     calls.mkdir()
     result = layered.run(

@@ -268,22 +268,38 @@ def test_task_outputs_are_in_output_order_for_succeeded_tasks(store: MetadataSto
     assert outputs["load"] == [ArtifactInfo.from_dict(a) for a in many]
 
 
-def test_task_durations_average_executed_successes_of_recent_runs(store: MetadataStore) -> None:
-    for i, seconds in enumerate([9.0, 1.0, 2.0, 3.0]):  # the oldest run falls out
+def test_task_durations_are_the_longest_executed_run_of_each_node_in_recent_runs(
+    store: MetadataStore,
+) -> None:
+    nodes = [*NODES, ("train[0]", "train"), ("train[1]", "train")]
+    for i, seconds in enumerate([9.0, 1.0, 3.0, 2.0]):  # the oldest run falls out
         run_id = f"run0000{i}"
-        new_run(store, run_id)
+        new_run(store, run_id, nodes)
         store.record_events(
             run_id,
             [
                 finished("load", start=T0, end=T0 + seconds),
-                finished("split", cached=True, start=T0, end=T0 + 50),
-                finished("train", state="failed", start=T0, end=T0 + 70, error="boom"),
+                finished("split", cached=True, start=T0, end=T0 + 50),  # a cache hit: no
+                finished("train", state="crashed", start=T0, end=T0 + 70, error="lost"),
+                finished("train[0]", start=T0, end=T0 + 0.01, parent="train", map_index=0),
+                finished("train[1]", state="timed_out", start=T0, end=T0 + 5 + i, error="timeout"),
             ],
         )
         time.sleep(0.01)  # distinct creation times
+    new_run(store, "cached01")  # a later run that executed nothing does not count
+    store.record_events("cached01", [finished("load", cached=True, start=T0, end=T0 + 1)])
     new_run(store, "other001", pipeline="other")
     store.record_events("other001", [finished("load", start=T0, end=T0 + 100)])
-    assert store.task_durations("retrain") == {"load": pytest.approx(2.0)}
+    assert store.task_durations("retrain") == {
+        "load": pytest.approx(3.0),  # the longest, not the mean
+        "train[0]": pytest.approx(0.01),
+        "train[1]": pytest.approx(8.0),  # it held its worker until it timed out
+    }
+    assert store.task_durations("retrain", runs=1) == {
+        "load": pytest.approx(2.0),
+        "train[0]": pytest.approx(0.01),
+        "train[1]": pytest.approx(8.0),
+    }
     assert store.task_durations("missing") == {}
 
 
