@@ -361,7 +361,7 @@ CASES = [
             lambda tmp, mp: load_pipeline(f"{__name__}:no_such_pipeline"),
             DefinitionError,
             rf"`{__name__}` has no attribute `no_such_pipeline`; pipelines defined there: "
-            r".*list_for_a_tuple, map_over_a_scalar, .*squares",
+            r".*map_over_a_scalar, .*squares, .*text_for_a_tuple",
         ),
         id="missing-attribute",
     ),

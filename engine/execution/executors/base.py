@@ -60,6 +60,7 @@ def ignore_resources(executor: str, jobs: Sequence[Job]) -> None:
     import warnings
 
     from ...errors import GlasspaneWarning
+    from .dask_cluster import show_resources
 
     seen: set[str] = set()
     for job in jobs:
@@ -67,7 +68,7 @@ def ignore_resources(executor: str, jobs: Sequence[Job]) -> None:
         if resources and job.task.name not in seen:
             seen.add(job.task.name)
             warnings.warn(
-                f"task `{job.task.name}` asks for resources {dict(resources)}, which the "
+                f"task `{job.task.name}` asks for resources {show_resources(resources)}, which the "
                 f"{executor} executor ignores: it runs every task in this process; run on a "
                 "Dask cluster whose workers offer them (--executor tcp://HOST:PORT) to honour "
                 "them",

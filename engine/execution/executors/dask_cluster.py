@@ -154,6 +154,13 @@ def _inside(node: ast.If, line: int) -> bool:
     return first <= line <= last
 
 
+def show_resources(resources: Mapping[str, float]) -> str:
+    """``{'GPU': 1}`` as the user wrote it: whole amounts without the ``.0`` the options'
+    validation gives them."""
+    shown = ", ".join(f"{name!r}: {amount:g}" for name, amount in resources.items())
+    return "{" + shown + "}"
+
+
 def resources_needed(jobs: Sequence[Job]) -> dict[str, dict[str, float]]:
     """Task name -> the resources it asks for, for the tasks of ``jobs`` that ask."""
     needed: dict[str, dict[str, float]] = {}
@@ -177,10 +184,12 @@ def unmet_resources(
         if any(all(have.get(r, 0) >= n for r, n in asked.items()) for have in offers.values()):
             continue
         shown = "; ".join(
-            f"{address} offers {have or 'none'}" for address, have in sorted(offers.items())
+            f"{address} offers {show_resources(have) if have else 'none'}"
+            for address, have in sorted(offers.items())
         )
         return (
-            f"task `{name}` asks for resources {asked}, which no worker of the Dask cluster "
+            f"task `{name}` asks for resources {show_resources(asked)}, which no worker of the "
+            "Dask cluster "
             f"offers ({shown or 'it has no workers'})"
         )
     return None

@@ -131,7 +131,7 @@ def test_ignored_resources_are_one_warning_line(noisy: Cli, executor: str) -> No
     result = noisy("run", "noisy.py:wants_gpu", "--json", "-e", executor)
     assert result.code == 0, result.stderr
     assert result.stderr.splitlines() == [
-        "glasspane: warning: task `on_gpu` asks for resources {'GPU': 1.0}, which the "
+        "glasspane: warning: task `on_gpu` asks for resources {'GPU': 1}, which the "
         f"{executor} executor ignores: it runs every task in this process; run on a Dask "
         "cluster whose workers offer them (--executor tcp://HOST:PORT) to honour them"
     ]

@@ -208,7 +208,7 @@ def test_the_only_worker_with_a_resource_lost_ends_the_run(
     result = driver.finish(proc)
     error = result["tasks"][0]["error"]
     assert error.startswith(
-        "ExecutorError: task `slow` asks for resources {'GPU': 1.0}, which no worker of the "
+        "ExecutorError: task `slow` asks for resources {'GPU': 1}, which no worker of the "
         "Dask cluster offers ("
     )
     assert error.endswith(
@@ -226,7 +226,7 @@ def test_resources_no_worker_offers_are_refused_before_the_run(
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and out == ""
     assert err.strip().splitlines()[-1] == (
-        "glasspane: error: task `slow` asks for resources {'GPU': 1.0}, which no worker of "
+        "glasspane: error: task `slow` asks for resources {'GPU': 1}, which no worker of "
         f"the Dask cluster offers (tcp://127.0.0.1:{_port_of(cluster, worker)} offers none); "
         f'start workers that offer them (`dask worker {cluster.address} --resources "GPU=1"`), '
         "or remove resources= from the task"
@@ -256,7 +256,7 @@ def test_resources_on_the_embedded_cluster_and_on_threads() -> None:
     with pytest.raises(ExecutorError) as info:
         gpu_flow.run(executor="dask")
     assert str(info.value).startswith(
-        "task `needs_gpu` asks for resources {'GPU': 1.0}, which no worker of the Dask cluster "
+        "task `needs_gpu` asks for resources {'GPU': 1}, which no worker of the Dask cluster "
         "offers (tcp://127.0.0.1:"
     )
     assert str(info.value).endswith(
@@ -268,7 +268,7 @@ def test_resources_on_the_embedded_cluster_and_on_threads() -> None:
     with pytest.warns(GlasspaneWarning) as caught:
         assert gpu_flow.run(executor="threads").output == 1
     assert [str(w.message) for w in caught] == [
-        "task `needs_gpu` asks for resources {'GPU': 1.0}, which the threads executor ignores: "
+        "task `needs_gpu` asks for resources {'GPU': 1}, which the threads executor ignores: "
         "it runs every task in this process; run on a Dask cluster whose workers offer them "
         "(--executor tcp://HOST:PORT) to honour them"
     ]
