@@ -8,6 +8,8 @@ constants, must not share a cache entry. :func:`code_fingerprint` walks the func
 
 - its own source (:func:`~glasspane.hashing.code_hash`, decorator lines left out) and the
   values in its closure;
+- the classes of the user's its parameters are annotated with (``spec: Spec``: the methods
+  it may call on an input);
 - every global name its code (nested functions, lambdas and comprehensions included) reads,
   looked up in the function's module:
 
@@ -17,8 +19,9 @@ constants, must not share a cache entry. :func:`code_fingerprint` walks the func
   - a user module (``import helpers`` then ``helpers.double(x)``) adds the attributes of the
     module that the code names (``double``), as above;
   - any other value *defined in the user's module* (a constant, a list, a dict, an object)
-    adds its content hash (:func:`~glasspane.hashing.content_hash`); a value that cannot be
-    hashed (a lock, an open connection) adds its type's name only;
+    adds its content hash (:func:`~glasspane.hashing.content_hash`), and its class as above
+    when that is the user's; a value that cannot be hashed (a lock, an open connection) adds
+    its type's name only;
   - anything from an installed package or the standard library (``np``, ``np.mean``,
     ``LogisticRegression``) adds its name only: the packages' own code is not covered.
 
@@ -40,6 +43,7 @@ import os
 import sys
 import threading
 import types
+import typing
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -148,6 +152,9 @@ class _Walk:
         for name in names:
             if name in scope:
                 self._value(f"{where}{name}", scope[name], names)
+        for name, hint in _hints(fn).items():  # `spec: Spec`: the methods it may call
+            for cls in _classes_in(hint):
+                self._class(f"{where}<annotation {name}>", cls)
 
     def _value(self, path: str, value: Any, names: Any = ()) -> None:
         """Add ``value``, read under ``path`` from user code, to the fingerprint."""
@@ -170,6 +177,7 @@ class _Walk:
             self.parts[path] = content_hash(value)
         except SerializationError:
             self.parts[path] = f"<{type(value).__module__}.{type(value).__qualname__}>"
+        self._class(f"{path}<type>", type(value))  # `CONFIG.scale(x)`: its class's code
 
     def _function(self, path: str, value: Any, fn: types.FunctionType) -> None:
         module = _module_of(fn)
@@ -199,6 +207,25 @@ class _Walk:
             if fn is not None and id(fn) not in self._seen:
                 self._seen.add(id(fn))
                 self._reads(fn, f"{path}.{attr}:")
+
+
+def _hints(fn: types.FunctionType) -> dict[str, Any]:
+    annotations = getattr(fn, "__annotations__", None)
+    if not annotations:
+        return {}
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - a name under TYPE_CHECKING: the classes given as such
+        return dict(annotations)
+
+
+def _classes_in(hint: Any, depth: int = 0) -> list[type]:
+    """The classes an annotation names: ``Spec``, ``Spec | None``, ``list[Spec]``."""
+    if isinstance(hint, type) and not typing.get_args(hint):
+        return [hint]
+    if depth > 3:
+        return []
+    return [cls for arg in typing.get_args(hint) for cls in _classes_in(arg, depth + 1)]
 
 
 def _unwrap_member(member: Any) -> Any:

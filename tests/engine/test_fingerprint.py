@@ -97,6 +97,36 @@ def test_helpers_in_user_modules_are_covered_recursively(tmp_path: Path) -> None
     assert changed_constant[1] != base[1]  # read by a method of a user class
 
 
+SPEC = """
+class Spec:
+    def build(self):
+        return {body}
+
+
+SPEC = Spec()
+
+
+def from_global():
+    return SPEC.build()
+
+
+def from_input(spec: Spec | None) -> int:
+    return spec.build()
+"""
+
+
+def test_classes_reached_through_values_and_annotations_are_covered(tmp_path: Path) -> None:
+    # one module name for each (the type's name is part of a value's content hash), each
+    # fingerprinted while it is the module of that name (which is where its source is found)
+    found = []
+    for body in ("1", "2", "1"):
+        module = load(tmp_path, "glasspane_test_spec", SPEC.format(body=body), unique=False)
+        found.append([code_fingerprint(module.from_global), code_fingerprint(module.from_input)])
+    one, two, same = found
+    assert one == same
+    assert one[0] != two[0] and one[1] != two[1]
+
+
 def test_installed_packages_are_not_walked(tmp_path: Path) -> None:
     module = load(
         tmp_path,
