@@ -28,6 +28,7 @@ from ..errors import ArtifactError, SerializationError, TaskError, TaskTimeout
 from ..hashing import content_hash
 from ..types import FAILED, SUCCEEDED, TIMED_OUT, ArtifactInfo
 from .context import Captured, TaskContext, reset_context, set_context
+from .imports import install as install_import_guard
 from .job import Emit, Job, NodeValue, Spawn, TaskFailed, unloadable_error
 from .outcomes import attempt_finished, describe, input_record, task_finished, task_started
 from .resume import decide, ran_note
@@ -203,6 +204,7 @@ def _run_attempts(
 
 def _call(job: Job, args: dict[str, Any], ctx: TaskContext) -> Any:
     task = job.task
+    install_import_guard()  # task bodies importing on several threads: see .imports
     bound = task.signature.bind_partial()
     bound.arguments.update(args)
     token = set_context(ctx)
