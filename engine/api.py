@@ -432,27 +432,10 @@ def cached_tasks(*, settings: Settings | None = None) -> dict[str, int]:
     """How many cache entries the artifact store holds per task name, by name."""
     from collections import Counter
 
-    from .errors import ArtifactError
-
     settings = settings or load_settings()
-    store = artifact_store(settings)
-    keys = store.resolve("keys")
-    fs = store.fs
-    if hasattr(fs, "invalidate_cache"):  # another process may have added keys
-        fs.invalidate_cache(keys)
-    try:
-        paths = fs.find(keys)
-    except FileNotFoundError:
-        paths = []
-    counts: Counter[str] = Counter()
-    for path in paths:
-        name = str(path).rsplit("/", 1)[-1]
-        if not name.endswith(".json"):
-            continue
-        try:
-            entry = store.read_key(name.removesuffix(".json"))
-        except ArtifactError:  # not a name the store writes
-            continue
-        if entry and isinstance(entry.get("task"), str):
-            counts[entry["task"]] += 1
+    counts = Counter(
+        entry["task"]
+        for entry in artifact_store(settings).key_entries()
+        if isinstance(entry.get("task"), str)
+    )
     return dict(sorted(counts.items()))

@@ -428,6 +428,21 @@ class ArtifactStore:
         else:
             self.fs.rm_file(uri)
 
+    def key_entries(self) -> Iterator[dict[str, Any]]:
+        """Every readable entry of the cache key index (each a dict with ``task``).
+
+        Raises:
+            ArtifactError: the index cannot be listed.
+        """
+        for uri in self._key_files():
+            data = self._read_optional(uri)
+            try:
+                entry = json.loads(data) if data is not None else None
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                yield entry
+
     def _key_files(self) -> Iterator[str]:
         keys = self.resolve("keys")
         try:
