@@ -28,7 +28,7 @@ from ..errors import ArtifactError, SerializationError, TaskError
 from ..hashing import content_hash
 from ..types import FAILED, SUCCEEDED, ArtifactInfo
 from .job import Emit, Job, NodeValue, Spawn, TaskFailed
-from .outcomes import input_record, task_finished, task_started
+from .outcomes import cache_hit, input_record, task_started
 from .worker import fail, finished, memory_info, resolve, store_outputs
 
 
@@ -190,7 +190,6 @@ def cached_expansion(
     outputs = [ArtifactInfo.from_dict(o) for o in entry.get("outputs", [])]
     if not isinstance(children, list) or len(outputs) != 1 or not store.verify(outputs[0]):
         return None
-    now = time.time()
     events = []
     child_outputs = []
     for i, child in enumerate(children):
@@ -198,33 +197,17 @@ def cached_expansion(
         child_outputs.append(tuple(infos))
         element = child.get("element")
         events.append(
-            task_finished(
+            cache_hit(
                 f"{node.id}[{i}]",
                 node.task.name,
-                SUCCEEDED,
-                cached=True,
-                cache_key=child.get("key"),
-                started=now,
-                ended=now,
-                inputs=[element] if element else [],
-                outputs=infos,
+                child.get("key"),
+                [element] if element else [],
+                infos,
                 parent=node.id,
                 map_index=i,
-            )
+            )  # fmt: skip
         )
     ids = [f"{node.id}[{i}]" for i in range(len(children))]
-    events.append(
-        task_finished(
-            node.id,
-            node.task.name,
-            SUCCEEDED,
-            cached=True,
-            cache_key=key,
-            started=now,
-            ended=now,
-            inputs=[*inputs, *children_inputs(node.id, ids, child_outputs)],
-            outputs=outputs,
-            note=note,
-        )
-    )
+    consumed = [*inputs, *children_inputs(node.id, ids, child_outputs)]
+    events.append(cache_hit(node.id, node.task.name, key, consumed, outputs, note=note))
     return outputs, events

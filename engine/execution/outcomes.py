@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..types import ArtifactInfo
+from ..types import SUCCEEDED, ArtifactInfo
 
 if TYPE_CHECKING:
     from .context import Captured, TaskContext
@@ -79,6 +79,25 @@ def task_finished(
         "metrics": list(ctx.metrics) if ctx else [],
         "params": list(ctx.params) if ctx else [],
     }
+
+
+def cache_hit(
+    node: str,
+    task: str,
+    key: str | None,
+    inputs: Sequence[dict[str, Any]],
+    outputs: Sequence[ArtifactInfo],
+    *,
+    note: str | None = None,
+    parent: str | None = None,
+    map_index: int | None = None,
+) -> dict[str, Any]:
+    """The ``task_finished`` event of a node resolved without running (cache, resume)."""
+    now = time.time()
+    return task_finished(
+        node, task, SUCCEEDED, cached=True, cache_key=key, started=now, ended=now,
+        inputs=inputs, outputs=outputs, note=note, parent=parent, map_index=map_index,
+    )  # fmt: skip
 
 
 def attempt_finished(

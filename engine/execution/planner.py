@@ -11,7 +11,6 @@ A fully cached run therefore produces no jobs and never touches an executor.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +19,10 @@ from ..artifacts import ArtifactStore
 from ..cache import cache_key, entry_is_fresh, template_digest
 from ..dsl.tracing import Ref
 from ..graph import Graph, Node
-from ..types import SUCCEEDED, ArtifactInfo
+from ..types import ArtifactInfo
 from .expansion import cached_expansion, expansion_key
 from .job import Job, OutputKey
-from .outcomes import input_record, task_finished
+from .outcomes import cache_hit, input_record
 from .resume import Reusable, decide
 from .worker import input_hashes
 
@@ -133,7 +132,9 @@ def _resolve_on_driver(
     if infos is None:
         return False
     plan.resolved[node.id] = infos
-    plan.events.append(_cached_event(node, key, infos, inputs, note))
+    plan.events.append(
+        cache_hit(node.id, node.task.name, key, inputs, infos, note=note, map_index=node.map_index)
+    )
     return True
 
 
@@ -157,26 +158,3 @@ def _inputs(node: Node, resolved: Mapping[str, list[ArtifactInfo]]) -> list[dict
         for name, refs in node.refs.items()
         for ref in refs
     ]
-
-
-def _cached_event(
-    node: Node,
-    key: str | None,
-    infos: list[ArtifactInfo],
-    inputs: list[dict[str, Any]],
-    note: str | None,
-) -> dict[str, Any]:
-    now = time.time()
-    return task_finished(
-        node.id,
-        node.task.name,
-        SUCCEEDED,
-        cached=True,
-        cache_key=key,
-        started=now,
-        ended=now,
-        inputs=inputs,
-        outputs=infos,
-        note=note,
-        map_index=node.map_index,
-    )

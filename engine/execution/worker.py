@@ -30,7 +30,14 @@ from ..types import FAILED, SUCCEEDED, TIMED_OUT, ArtifactInfo
 from .context import Captured, TaskContext, reset_context, set_context
 from .imports import install as install_import_guard
 from .job import Emit, Job, NodeValue, Spawn, TaskFailed, unloadable_error
-from .outcomes import attempt_finished, describe, input_record, task_finished, task_started
+from .outcomes import (
+    attempt_finished,
+    cache_hit,
+    describe,
+    input_record,
+    task_finished,
+    task_started,
+)
 from .resume import decide, ran_note
 
 _stores: dict[str, ArtifactStore] = {}
@@ -110,18 +117,10 @@ def execute_job(
 def _hit(
     job: Job, key: str, inputs: list[dict[str, Any]], infos: list[ArtifactInfo], note: str | None
 ) -> dict[str, Any]:
-    now = time.time()
-    return finished(
-        job,
-        SUCCEEDED,
-        cached=True,
-        key=key,
-        attempts=0,
-        started=now,
-        inputs=inputs,
-        outputs=infos,
-        note=note or None,
-    )
+    return cache_hit(
+        job.node_id, job.task.name, key, inputs, infos,
+        note=note or None, parent=job.parent, map_index=job.map_index,
+    )  # fmt: skip
 
 
 def input_hashes(inputs: list[dict[str, Any]]) -> dict[str, list[str]]:

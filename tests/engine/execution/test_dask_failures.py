@@ -19,21 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_remote_dask import DASK, free_port  # the same directory: on sys.path under pytest
 
 import glasspane
 from glasspane import ExecutorError, GlasspaneWarning, pipeline, task
 
 pytestmark = pytest.mark.dask
-
-DASK = str(Path(sys.executable).with_name("dask"))
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Cluster:

@@ -27,7 +27,8 @@ pytest.importorskip("sklearn")
 #: times the pipeline runs twice, each run a fresh process; every run must succeed and the
 #: second load every model from the cache. An iteration costs about 5 s of CPU, mostly
 #: importing scikit-learn twice: 15 take about a minute on two cores.
-#: GLASSPANE_TEST_RERUNS=100 runs the hundred the issue asks for (about 7 minutes).
+#: GLASSPANE_TEST_RERUNS=100 runs the hundred the issue asks for (about 7 minutes; pass
+#: pytest --timeout 1500 too).
 RERUNS = int(os.environ.get("GLASSPANE_TEST_RERUNS", "15"))
 #: iterations at a time (each runs one `glasspane run` process at a time)
 PARALLEL = 2

@@ -150,16 +150,16 @@ def test_objects_dir_replaced_by_a_file(
     _assert_rerun_recomputes_second(tmp_path, root, executor)
 
 
-@pytest.fixture
-def tiny_tmpfs(tmp_path: Path) -> Iterator[str]:
-    """A 64 KiB tmpfs mounted under tmp_path (skips where mounting is not permitted)."""
-    mountpoint = tmp_path / "tiny"
+def _tmpfs(tmp_path: Path, name: str, options: str) -> Iterator[str]:
+    """A tmpfs mounted under tmp_path with ``options`` (skips where mounting is not
+    permitted), unmounted afterwards."""
+    mountpoint = tmp_path / name
     mountpoint.mkdir()
     mount = shutil.which("mount")
     if mount is None or os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root and the mount command")
     done = subprocess.run(
-        [mount, "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mountpoint)],
+        [mount, "-t", "tmpfs", "-o", options, "tmpfs", str(mountpoint)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -171,6 +171,12 @@ def tiny_tmpfs(tmp_path: Path) -> Iterator[str]:
     finally:
         with contextlib.suppress(Exception):
             subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[str]:
+    """A 64 KiB tmpfs, to fill up."""
+    yield from _tmpfs(tmp_path, "tiny", "size=64k")
 
 
 def test_store_fills_up(tiny_tmpfs: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -203,26 +209,8 @@ def tiny():
 
 @pytest.fixture
 def read_only_tmpfs(tmp_path: Path) -> Iterator[str]:
-    """A read-only tmpfs: writes fail with EROFS, for root too (skips where mounting is not
-    permitted)."""
-    mountpoint = tmp_path / "read-only"
-    mountpoint.mkdir()
-    mount = shutil.which("mount")
-    if mount is None or os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root and the mount command")
-    done = subprocess.run(
-        [mount, "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield str(mountpoint)
-    finally:
-        with contextlib.suppress(Exception):
-            subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, timeout=30)
+    """A read-only tmpfs: writes fail with EROFS, for root too."""
+    yield from _tmpfs(tmp_path, "read-only", "ro,size=64k")
 
 
 def test_an_unwritable_artifact_root_is_refused_before_the_run(
