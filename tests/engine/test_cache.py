@@ -16,22 +16,24 @@ from glasspane import Ref, pipeline, task
 from glasspane.cache import cache_key, entry_is_fresh, make_entry, template_digest
 from glasspane.hashing import content_hash
 
-calls: Counter[str] = Counter()
-
 
 class _CallLog:
-    """Counts task calls into ``calls``. Tasks read it as a module-level value, which is part
-    of their code fingerprint: it refuses to be pickled, so only its type is (the counts it
-    keeps are state, not data a result depends on)."""
+    """Counts task calls. Tasks read it as a module-level value, which is part of their code
+    fingerprint: it refuses to be pickled, so only its type and its class's code are (the
+    counts it keeps are state, not data a result depends on)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
 
     def __call__(self, name: str) -> None:
-        calls[name] += 1
+        self.counts[name] += 1
 
     def __reduce__(self) -> Any:
         raise TypeError("a call log is not data")
 
 
 note = _CallLog()
+calls = note.counts
 
 
 @pytest.fixture(autouse=True)
