@@ -19,7 +19,11 @@ selectable with ``--only`` / ``--skip``:
   fan of ``--rss-fan`` tasks on the dask executor, and the same fan as raw Dask futures;
   ``--big`` adds the fan:100000 run, which must stay under 4 GiB;
 - ``growth``: RSS growth over ``--growth-runs`` consecutive runs of a fan:50 in one
-  process, on the threads and on the dask executor.
+  process, on the threads and on the dask executor;
+- ``skew``: maps whose element durations differ widely (a few slow neighbours, a heavy
+  tail, slow elements the store has only seen short), glasspane's dask executor against one
+  Dask task per element, at first sight, after several runs and in a second process (see
+  bench_skew.py).
 
 It prints the machine and one markdown table per section, each figure beside the issue's
 target where there is one. See docs/performance.md for what each figure means.
@@ -48,7 +52,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("chain", "fan", "wide", "cold", "import", "cached", "compile", "rss", "growth")
+SECTIONS = (
+    "chain", "fan", "wide", "skew", "cold", "import", "cached", "compile", "rss", "growth",
+)  # fmt: skip
 GIB = 1024**3
 MIB = 1024**2
 
@@ -189,12 +195,12 @@ class Homes:
 
     def fresh(self) -> Any:
         """Settings for a new, empty home whose database is already created (untimed)."""
-        import glasspane
+        from glasspane.api import metadata_store
         from glasspane.config import Settings
 
         self._count += 1
         settings = Settings(home=self.root / f"home-{self._count}")
-        glasspane.runs(settings=settings)  # creates and migrates the database
+        metadata_store(settings)  # creates and migrates the database, kept for the process
         return settings
 
     def close(self) -> None:
@@ -332,6 +338,12 @@ def bench_dags(args: argparse.Namespace, homes: Homes, cluster_client: Any) -> N
 
             return prepare
 
+        known = homes.fresh()  # one home for every run of this workload: it has a history
+
+        def after_runs(pipe: Any = pipe, known: Any = known) -> Callable[[], object]:
+            s = salt()
+            return lambda: run_glasspane(pipe, dask_executor, known, s, expect_cached=False)
+
         def raw_dask(kind: str = kind, size: Any = size) -> Callable[[], object]:
             return lambda: raw_futures(cluster_client, kind, size)
 
@@ -339,20 +351,11 @@ def bench_dags(args: argparse.Namespace, homes: Homes, cluster_client: Any) -> N
             dsk, keys = dict_graph(kind, size)  # built untimed, like the glasspane home
             return lambda: dask.threaded.get(dsk, keys, num_workers=args.threads)
 
-        def first_sight(pipe: Any = pipe) -> Callable[[], object]:
-            # forget the task durations earlier runs taught the process: the run batches
-            # only what it may without knowing them (a fresh process's first run)
-            from glasspane.execution.fusion import DURATIONS
-
-            call = glasspane_variant(dask_executor, pipe)()
-            DURATIONS.clear()
-            return call
-
         raw_t, gp_t, first_t, thr_t, gpth_t = interleaved(
             [
                 raw_dask,
-                glasspane_variant(dask_executor),
-                first_sight,
+                after_runs,  # its warm-up run is the first of its history
+                glasspane_variant(dask_executor),  # a new home: no history, first sight
                 raw_threaded,
                 glasspane_variant(threads),
             ],
@@ -621,6 +624,10 @@ def local_cluster(workers: int) -> tuple[Any, Any]:
 def child_main(job: dict[str, Any]) -> dict[str, Any]:
     # a timed-out child is sent SIGTERM: exit through the finally that closes the cluster
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if job["job"] == "skew":
+        from bench_skew import child_run
+
+        return child_run(job)
     if job["job"] == "compile":
         make_pipeline("chain", 2).compile(salt="warm-up")  # lazy imports, outside the clock
         pipe = make_pipeline(job["kind"], job["n"] if job["kind"] == "chain" else job["n"] - 2)
@@ -725,6 +732,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--big", action="store_true", help="also the fan:100000 peak RSS run")
     parser.add_argument("--big-timeout", type=float, default=3600, help="seconds for --big")
     parser.add_argument("--growth-runs", type=int, default=100, help="runs for RSS growth")
+    parser.add_argument(
+        "--skew",
+        default="skew:200,tail:1000,newslow:200",
+        help="skewed maps KIND:N (skew, tail, newslow), comma-separated",
+    )
+    parser.add_argument("--slow", type=float, default=0.5, help="seconds of a slow element")
+    parser.add_argument(
+        "--warm-runs", type=int, default=3, help="runs before the skewed maps' later runs"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke check")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return parser
@@ -738,6 +754,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.chain, args.fan, args.wide, args.compile = "20", "50", "3x10", "1000"
         args.repeat, args.cold_repeat, args.cached = 2, 2, 100
         args.rss_fan, args.growth_runs = 500, 5
+        args.skew, args.slow, args.warm_runs = "skew:40,tail:200,newslow:40", 0.2, 2
     chosen = {s.strip() for s in args.only.split(",") if s.strip()}
     chosen -= {s.strip() for s in args.skip.split(",") if s.strip()}
     unknown = chosen - set(SECTIONS)
@@ -748,6 +765,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.dags += [("fan", int(n)) for n in args.fan.split(",") if "fan" in chosen]
     args.dags += [("wide", parse_wide(w)) for w in args.wide.split(",") if "wide" in chosen]
     args.compile = [int(n) for n in args.compile.split(",") if n.strip()]
+    args.skews = []
+    if "skew" in chosen:
+        for spec in args.skew.split(","):
+            kind, _, n = spec.strip().partition(":")
+            if kind not in ("skew", "tail", "newslow") or not n.isdigit():
+                raise SystemExit(f"--skew takes KIND:N with KIND skew, tail or newslow, not {spec}")
+            args.skews.append((kind, int(n)))
     if args.threads is None:
         from glasspane.execution.executors import ThreadsExecutor
 
@@ -773,6 +797,21 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 client.close()
                 cluster.close()
+        if args.skews:
+            from bench_skew import HEADER, bench_skew
+
+            cluster, client = local_cluster(args.workers)
+            try:
+                skew_rows = bench_skew(args, homes, client, child)
+            finally:
+                client.close()
+                cluster.close()
+            print(
+                f"\n### Skewed maps: glasspane / one Dask task per element (median of "
+                f"{args.repeat} interleaved rounds after one warm-up; {args.workers} dask "
+                "workers x 1 thread)\n"
+            )
+            print_table(HEADER, skew_rows)
         steps: list[tuple[str, Callable[[], list[list[str]]]]] = [
             ("cold", lambda: bench_cold(args, homes)),
             ("import", lambda: bench_import(args, homes)),

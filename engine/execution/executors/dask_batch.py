@@ -3,22 +3,27 @@
 The planner (:func:`..fusion.batch_siblings`) batches units that are short by the metadata
 store's upper estimates, and units never seen only in large groups; neither can foresee an
 element that is slow for the first time. So a batch that has run for longer than
-:data:`..fusion.GIVE_BACK_AFTER` gives every unit it has not started back to the cluster,
-as one Dask task each, ahead of other waiting work: idle workers take them, as they would
-have taken them from a plain Dask map. The unit it is running finishes where it is. Then
-the batch leaves the worker's thread pool (``secede``) while it waits for their results, so
-its thread slot runs other tasks, and returns the same tuple as if it had run them all.
+:data:`..fusion.GIVE_BACK_AFTER` gives the units it has not started back to the cluster, in
+one message, ahead of other waiting work: idle workers take them, as they would have taken
+them from a plain Dask map. The unit it is running finishes where it is. Then the batch
+leaves the worker's thread pool (``secede``) while it waits for their results, so its thread
+slot runs other tasks, and returns the same tuple as if it had run them all.
 
-A timer thread does the handing back, so a unit that runs for an hour does not keep its
-siblings waiting behind it: the worst a batch adds to an element is the budget, plus
-submitting it. Each unit runs exactly once, here or there; its events reach the driver
-from wherever it ran.
+A batch that is merely somewhat slower than planned keeps its units when, by the mean of
+those it has finished, the rest take less than the budget: handing back costs Dask tasks.
+Units go back one Dask task each, unless the finished ones ran quickly: then in smaller
+batches of about half the budget by their mean, each of which hands back in turn if it
+overruns. A watcher thread does the handing back, so a unit that runs for an hour does not
+keep its siblings waiting behind it: the most a batch adds to an element is about one and a
+half budgets, plus submitting it, at each level. Each unit runs exactly once, here or there;
+its events reach the driver from wherever it ran.
 """
 
 from __future__ import annotations
 
 import contextvars
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,7 +50,7 @@ def run_siblings(
     """Run a batch's units (each a list of jobs) in order; one entry per unit, its value or
     the :class:`TaskFailed` that ended it. A unit whose input failed does not run: it gets
     the failure and the driver is told (``unit_skipped``). Units not started within
-    ``budget`` seconds run as Dask tasks of their own (see the module docstring)."""
+    ``budget`` seconds run elsewhere (see the module docstring)."""
     out: list[NodeValue | TaskFailed | None] = [None] * len(units)
     inputs: dict[int, dict[str, NodeValue]] = {}
     for i, (jobs, unit_picks) in enumerate(zip(units, picks)):
@@ -55,32 +60,39 @@ def run_siblings(
             emit({"kind": "unit_skipped", "node": jobs[0].node_id})
             out[i] = failed
     pending = _Pending(list(inputs))
-    handed = _HandBack(units, inputs, run_id, pending)
-    timer = threading.Timer(budget, contextvars.copy_context().run, (handed,))
-    timer.daemon = True  # the worker's context: ``get_client`` finds the worker there
-    timer.start()
+    handed = _HandBack(units, inputs, run_id, pending, budget)
+    # the watcher runs in the worker's context: ``get_client`` finds the worker there
+    watcher = threading.Thread(target=contextvars.copy_context().run, args=(handed.watch,))
+    watcher.daemon = True
+    watcher.start()
     try:
         while True:
             while (index := pending.take()) is not None:
+                handed.running = started = time.monotonic()
                 try:
                     out[index] = run_unit(units[index], inputs[index])
                 except TaskFailed as failed:
                     out[index] = failed
-            timer.cancel()
-            timer.join()  # a hand-back under way has submitted, or put its units back
+                handed.running = None
+                handed.took.append(time.monotonic() - started)
+            handed.done.set()
+            watcher.join()  # a hand-back under way has submitted, or put its units back
             if pending.empty():
                 break
     finally:
-        timer.cancel()
+        handed.done.set()
     if handed.futures:
         from distributed import secede
 
         secede()  # wait outside the thread pool: this slot may run the units handed back
-        results = results_or_errors(list(handed.futures.values()))
-        for index, result in zip(handed.futures, results):
-            if not isinstance(result, (NodeValue, TaskFailed)):
-                raise result  # lost, not failed: no event explains it; the driver reports it
-            out[index] = result
+        for chunk, result in zip(handed.chunks, results_or_errors(handed.futures)):
+            if len(chunk) > 1 and isinstance(result, tuple):
+                for index, one in zip(chunk, result):
+                    out[index] = one
+            elif isinstance(result, (NodeValue, TaskFailed)):
+                out[chunk[0]] = result
+            else:  # lost, not failed: no event explains it, the driver reports it
+                raise result
     return tuple(out)  # type: ignore[arg-type]  # every entry was set above
 
 
@@ -106,13 +118,16 @@ class _Pending:
             self._left.extend(indices[::-1])
 
     def empty(self) -> bool:
+        return not self.count()
+
+    def count(self) -> int:
         with self._lock:
-            return not self._left
+            return len(self._left)
 
 
 class _HandBack:
-    """Called once by the batch's timer: submits every unit not yet started as a Dask task
-    of its own, its inputs scattered once; on any error the units go back to the batch."""
+    """Watches a batch from its own thread and, once it is due, submits the units not yet
+    started, their inputs scattered once; on any error they go back to the batch."""
 
     def __init__(
         self,
@@ -120,57 +135,93 @@ class _HandBack:
         inputs: dict[int, dict[str, NodeValue]],
         run_id: str,
         pending: _Pending,
+        budget: float,
     ) -> None:
-        self.units, self.inputs, self.run_id, self.pending = units, inputs, run_id, pending
-        self.futures: dict[int, Any] = {}
+        self.units, self.inputs, self.run_id = units, inputs, run_id
+        self.pending, self.budget = pending, budget
+        self.done = threading.Event()  # set by the batch when it has nothing left to run
+        self.running: float | None = None  # when the unit the batch runs now started
+        self.took: list[float] = []  # seconds each finished unit ran, appended by the batch
+        self.chunks: list[list[int]] = []
+        self.futures: list[Any] = []
+        self.scattered: list[Any] = []  # their inputs, held until they have run
 
-    def __call__(self) -> None:
+    def watch(self) -> None:
+        """After the budget, every half budget: hand back once :meth:`due`."""
+        if self.done.wait(self.budget):
+            return
+        while not self.due():
+            if self.done.wait(self.budget / 2):
+                return
         left = self.pending.take_all()
         if not left:
             return
         try:
-            self.futures = self._submit(left)
+            self.chunks, self.futures = self._submit(chunked(left, self.took, self.budget))
         except Exception:  # noqa: BLE001 - no client (a closing worker): run them here
-            self.futures = {}
+            self.chunks, self.futures = [], []
             self.pending.put_back(left)
 
-    def _submit(self, left: list[int]) -> dict[int, Any]:
+    def due(self) -> bool:
+        """Whether the units not started should go: the unit running now has run for half
+        the budget (it may run for an hour), or those left would, by the mean of the units
+        finished, take longer than the budget."""
+        running = self.running
+        if running is not None and time.monotonic() - running >= self.budget / 2:
+            return True
+        took = list(self.took)
+        mean = sum(took) / len(took) if took else self.budget
+        return mean * self.pending.count() > self.budget
+
+    def _submit(self, chunks: list[list[int]]) -> tuple[list[list[int]], list[Any]]:
+        from dask._task_spec import Task, TaskRef
         from distributed import get_client
+
+        from .dask_tasks import expression, run_batch
 
         client = get_client()
         values: dict[int, NodeValue] = {}  # id -> a distinct input value, sent once
-        for i in left:
-            for value in self.inputs[i].values():
-                values.setdefault(id(value), value)
+        for chunk in chunks:
+            for i in chunk:
+                for value in self.inputs[i].values():
+                    values.setdefault(id(value), value)
         order = list(values)
-        scattered = client.scatter([values[k] for k in order], hash=False) if order else []
-        refs = dict(zip(order, scattered))
-        units = [self.units[i] for i in left]
-        parts = [[refs[id(self.inputs[i][dep])] for dep in self.units[i][0].deps] for i in left]
-        # one message: the scheduler sees them as one group and queues them for idle threads
-        futures = client.map(
-            run_handed_back,
-            units,
-            [self.run_id] * len(left),
-            parts,
-            key=[_key(jobs[-1]) for jobs in units],
-            pure=False,
-            priority=GIVE_BACK_PRIORITY,
+        self.scattered = client.scatter([values[k] for k in order], hash=False) if order else []
+        refs = {k: TaskRef(future.key) for k, future in zip(order, self.scattered)}
+        dsk: dict[Any, Any] = {}
+        for chunk in chunks:
+            parts: dict[int, int] = {}  # id of a value -> its position among the chunk's parts
+            picks = tuple(
+                tuple(
+                    (parts.setdefault(id(self.inputs[i][dep]), len(parts)), None)
+                    for dep in self.units[i][0].deps
+                )
+                for i in chunk
+            )
+            key = _key(self.units[chunk[0]][-1])
+            units = [self.units[i] for i in chunk]
+            # a "data producer" is queued by the scheduler for the first free thread anywhere,
+            # not sent to the worker that holds its inputs (this one, busy with a slow unit)
+            args = (units, self.run_id, picks, *[refs[k] for k in parts])
+            dsk[key] = Task(key, run_batch, *args, _data_producer=True)
+        keys = list(dsk)
+        futures = client.get(
+            expression(dsk, self.run_id), keys, sync=False, priority=GIVE_BACK_PRIORITY
         )
-        return dict(zip(left, futures))
+        return chunks, list(futures)
 
 
-def run_handed_back(jobs: list[Job], run_id: str, values: list[NodeValue]) -> NodeValue:
-    """Runs on a Dask worker: one unit handed back by a batch, with its input values."""
-    from .dask_tasks import run_batch
-
-    picks = (tuple((position, None) for position in range(len(values))),)
-    value = run_batch([jobs], run_id, picks, *values)
-    assert isinstance(value, NodeValue)  # one unit: its value, or it raised
-    return value
+def chunked(left: list[int], took: list[float], budget: float) -> list[list[int]]:
+    """``left`` in the pieces it goes back in: one unit each, or, when the units finished so
+    far ran quickly, consecutive pieces of about half the budget by their mean."""
+    size = 1
+    if took:
+        size = max(1, int(budget / 2 / max(sum(took) / len(took), 1e-4)))
+    return [left[i : i + size] for i in range(0, len(left), size)]
 
 
 def _key(job: Job) -> str | tuple[str, int]:
-    """A handed-back unit's key: beside its map's keys, never one of the run's graph."""
+    """A handed-back piece's key, from its first unit: beside its map's keys, never one of
+    the run's graph, nor of another piece."""
     key = job.dask_key
     return (f"{key[0]}-back", key[1]) if isinstance(key, tuple) else f"{key}-back"

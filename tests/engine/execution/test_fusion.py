@@ -501,6 +501,16 @@ def test_on_dask_a_batch_past_its_budget_hands_its_other_elements_to_idle_worker
     assert {ran[i][0] for i in (1, 2, 4, 5)} - {pid0}
 
 
+def test_a_batch_hands_back_one_unit_per_task_unless_its_units_ran_quickly() -> None:
+    from glasspane.execution.executors.dask_batch import chunked
+
+    left = list(range(3, 10))
+    assert chunked(left, [], budget=0.1) == [[i] for i in left]  # nothing finished: alone
+    assert chunked(left, [0.2], budget=0.1) == [[i] for i in left]  # slow: alone
+    # finished in 10 ms on average: pieces of half the budget, 5 units each
+    assert chunked(left, [0.005, 0.015], budget=0.1) == [[3, 4, 5, 6, 7], [8, 9]]
+
+
 @task
 def items(n: int) -> list[int]:
     return list(range(n))
