@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -364,12 +366,53 @@ def test_check_writable_where_even_root_may_not_write(tmp_path: Path):
     assert isinstance(caught.value.__cause__, OSError)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="permissions do not stop root")
 def test_check_writable_on_a_read_only_directory(tmp_path: Path):
-    root = tmp_path / "artifacts"
-    root.mkdir(mode=0o500)
-    with pytest.raises(ConfigError, match=rf"`{root}` is not writable: Permission denied"):
-        ArtifactStore(str(root)).check_writable()
+    if os.geteuid() != 0:
+        root = tmp_path / "artifacts"
+        root.mkdir(mode=0o555)
+        with pytest.raises(ConfigError) as caught:
+            ArtifactStore(str(root)).check_writable()
+        message = str(caught.value)
+    else:  # permissions do not stop root: check in a child that runs as `nobody`
+        base = Path(tempfile.mkdtemp(dir="/tmp"))  # reachable by nobody (tmp_path is not)
+        try:
+            base.chmod(0o755)
+            ArtifactStore(str(base / "warm")).check_writable()  # imports what the child needs
+            root = base / "artifacts"
+            root.mkdir(mode=0o555)
+            message = _as_nobody(lambda: ArtifactStore(str(root)).check_writable())
+        finally:
+            shutil.rmtree(base)
+    assert message.startswith(f"artifact root `{root}` is not writable: Permission denied")
+    assert message.endswith(UNWRITABLE)
+
+
+def _as_nobody(check: Any) -> str:
+    """The message of the ConfigError ``check`` raises in a forked child running as
+    ``nobody`` (the parent stays root)."""
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop root, check, report, leave without running cleanups
+        os.close(read)
+        text = "no error"
+        try:
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            check()
+        except ConfigError as exc:
+            text = str(exc)
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            text = f"unexpected {type(exc).__name__}: {exc}"
+        os.write(write, text.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        text = fh.read().decode()
+    os.waitpid(pid, 0)
+    return text
 
 
 def test_check_writable_on_a_read_only_file_system(tmp_path: Path):
