@@ -17,18 +17,21 @@ futures (one ``client.submit`` per element) and through glasspane's dask executo
 in the same process and home, and in a second process (a fresh interpreter connected to the
 same cluster, the same home), which also reports the batches it plans; the table says
 whether both processes planned the same ones. ``newslow`` runs glasspane once per round, in
-a new home that first ran the map ``--warm-runs`` times with every element at 1 ms.
+a new home that first ran the map ``--warm-runs`` times with every element at 1 ms. For
+reference, each workload also runs with batching off (one Dask task per element, a new home):
+glasspane's own cost per element, which batching does not add but can only amortize.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 FAST = 0.001
@@ -142,6 +145,20 @@ def child_run(job: dict[str, Any]) -> dict[str, Any]:
 # -- the section ---------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def batching_off() -> Iterator[None]:
+    """Plan every element as a Dask task of its own (a reference: glasspane's own cost per
+    element, without what batching saves)."""
+    from glasspane.execution import fusion
+
+    saved = fusion.SHORT_UNIT, fusion.UNKNOWN_SPREAD
+    fusion.SHORT_UNIT, fusion.UNKNOWN_SPREAD = 0.0, 10**9
+    try:
+        yield
+    finally:
+        fusion.SHORT_UNIT, fusion.UNKNOWN_SPREAD = saved
+
+
 def med(times: list[float]) -> float:
     return statistics.median(times)
 
@@ -185,7 +202,7 @@ def bench_skew(
         params = {"n": n, "profile": profile, "slow": args.slow}
         seconds = durations(profile, n, args.slow)
         print(f"{label}: {n} elements, {sum(seconds):.1f} s of work ...", file=sys.stderr)
-        times: dict[str, list[float]] = {"raw": [], "first": [], "warm": [], "second": []}
+        times: dict[str, list[float]] = {k: [] for k in ("raw", "off", "first", "warm", "second")}
         plans: dict[str, list[int]] = {}
         same_plan = True
         warm = fresh()
@@ -198,6 +215,12 @@ def bench_skew(
             took = timed(lambda seconds=seconds: raw_map(client, seconds))
             if keep:
                 times["raw"].append(took)
+            home = fresh()
+            with batching_off():
+                plans["off"] = planned(pipe, home, params, slots)
+                took = timed(lambda home=home, params=params: run(pipe, executor, home, params))
+            if keep:
+                times["off"].append(took)
             if kind == "newslow":
                 home = fresh()
                 for _ in range(args.warm_runs):
@@ -234,6 +257,7 @@ def bench_skew(
                 ("second", "a second process, same store" + (" (same plan)" if same_plan else "")),
             ]
         )
+        variants.append(("off", "for reference: batching off, first sight"))
         base = times["raw"]
         for key, name in variants:
             mine = times[key]
@@ -247,8 +271,8 @@ def bench_skew(
                     f"{1000 * med(mine):.0f} ({span(mine)})",
                     f"{ratio:.2f}x",
                     f"{len(batches)} ({max(batches)} largest)",
-                    f"≤ {TARGET:.2f}x",
-                    "yes" if ratio <= TARGET else "**no**",
+                    "-" if key == "off" else f"≤ {TARGET:.2f}x",
+                    "-" if key == "off" else ("yes" if ratio <= TARGET else "**no**"),
                 ]
             )
         if kind != "newslow" and not same_plan:

@@ -13,10 +13,11 @@ A batch that is merely somewhat slower than planned keeps its units when, by the
 those it has finished, the rest take less than the budget: handing back costs Dask tasks.
 Units go back one Dask task each, unless the finished ones ran quickly: then in smaller
 batches of about half the budget by their mean, each of which hands back in turn if it
-overruns. A watcher thread does the handing back, so a unit that runs for an hour does not
-keep its siblings waiting behind it: the most a batch adds to an element is about one and a
-half budgets, plus submitting it, at each level. Each unit runs exactly once, here or there;
-its events reach the driver from wherever it ran.
+overruns. One watchdog thread per worker process looks at its batches (a thread of its own
+hands back), so a unit that runs for an hour does not keep its siblings waiting behind it:
+the most a batch adds to an element is about two budgets, plus submitting it, at each
+level. Each unit runs exactly once, here or there; its events reach the driver from
+wherever it ran.
 """
 
 from __future__ import annotations
@@ -61,10 +62,7 @@ def run_siblings(
             out[i] = failed
     pending = _Pending(list(inputs))
     handed = _HandBack(units, inputs, run_id, pending, budget)
-    # the watcher runs in the worker's context: ``get_client`` finds the worker there
-    watcher = threading.Thread(target=contextvars.copy_context().run, args=(handed.watch,))
-    watcher.daemon = True
-    watcher.start()
+    _watchdog().watch(handed)
     try:
         while True:
             while (index := pending.take()) is not None:
@@ -75,12 +73,11 @@ def run_siblings(
                     out[index] = failed
                 handed.running = None
                 handed.took.append(time.monotonic() - started)
-            handed.done.set()
-            watcher.join()  # a hand-back under way has submitted, or put its units back
+            handed.close()  # a hand-back under way has submitted, or put its units back
             if pending.empty():
                 break
     finally:
-        handed.done.set()
+        handed.close()
     if handed.futures:
         from distributed import secede
 
@@ -126,8 +123,9 @@ class _Pending:
 
 
 class _HandBack:
-    """Watches a batch from its own thread and, once it is due, submits the units not yet
-    started, their inputs scattered once; on any error they go back to the batch."""
+    """A batch as the watchdog sees it; once :meth:`due`, submits the units not yet started
+    from a thread of its own, their inputs scattered once. On any error they go back to the
+    batch, which runs them."""
 
     def __init__(
         self,
@@ -139,20 +137,48 @@ class _HandBack:
     ) -> None:
         self.units, self.inputs, self.run_id = units, inputs, run_id
         self.pending, self.budget = pending, budget
-        self.done = threading.Event()  # set by the batch when it has nothing left to run
+        # the worker's context, for the thread that hands back: ``get_client`` finds it there
+        self.context = contextvars.copy_context()
+        self.started = time.monotonic()
         self.running: float | None = None  # when the unit the batch runs now started
         self.took: list[float] = []  # seconds each finished unit ran, appended by the batch
         self.chunks: list[list[int]] = []
         self.futures: list[Any] = []
         self.scattered: list[Any] = []  # their inputs, held until they have run
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread: threading.Thread | None = None
 
-    def watch(self) -> None:
-        """After the budget, every half budget: hand back once :meth:`due`."""
-        if self.done.wait(self.budget):
-            return
-        while not self.due():
-            if self.done.wait(self.budget / 2):
-                return
+    def due(self) -> bool:
+        """Whether the units not started should go: the unit running now has run for the
+        whole budget (it may run for an hour), or those left would, by the mean of the units
+        finished, take longer than the budget."""
+        running = self.running
+        if running is not None and time.monotonic() - running >= self.budget:
+            return True
+        took = list(self.took)
+        mean = sum(took) / len(took) if took else self.budget
+        return mean * self.pending.count() > self.budget
+
+    def start(self) -> None:
+        """Hand back from a new thread, unless the batch has closed."""
+        with self._lock:
+            if not self._closed:
+                self._thread = threading.Thread(target=self.context.run, args=(self._run,))
+                self._thread.daemon = True
+                self._thread.start()
+
+    def close(self) -> None:
+        """Called by the batch when it has nothing left to run: no hand-back starts after
+        this, and one under way is waited for."""
+        _watchdog().forget(self)
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
         left = self.pending.take_all()
         if not left:
             return
@@ -161,17 +187,6 @@ class _HandBack:
         except Exception:  # noqa: BLE001 - no client (a closing worker): run them here
             self.chunks, self.futures = [], []
             self.pending.put_back(left)
-
-    def due(self) -> bool:
-        """Whether the units not started should go: the unit running now has run for half
-        the budget (it may run for an hour), or those left would, by the mean of the units
-        finished, take longer than the budget."""
-        running = self.running
-        if running is not None and time.monotonic() - running >= self.budget / 2:
-            return True
-        took = list(self.took)
-        mean = sum(took) / len(took) if took else self.budget
-        return mean * self.pending.count() > self.budget
 
     def _submit(self, chunks: list[list[int]]) -> tuple[list[list[int]], list[Any]]:
         from dask._task_spec import Task, TaskRef
@@ -209,6 +224,52 @@ class _HandBack:
             expression(dsk, self.run_id), keys, sync=False, priority=GIVE_BACK_PRIORITY
         )
         return chunks, list(futures)
+
+
+class _Watchdog:
+    """One thread per worker process that looks at every running batch once its budget is
+    spent, then every half budget, and starts its hand-back once it is due."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next: dict[_HandBack, float] = {}  # batch -> when to look at it next
+        threading.Thread(target=self._loop, name="glasspane-batches", daemon=True).start()
+
+    def watch(self, handed: _HandBack) -> None:
+        with self._cond:
+            self._next[handed] = handed.started + handed.budget
+            self._cond.notify()
+
+    def forget(self, handed: _HandBack) -> None:
+        with self._cond:
+            self._next.pop(handed, None)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                soonest = min(self._next.values(), default=None)
+                if soonest is None or soonest > now:
+                    self._cond.wait(None if soonest is None else soonest - now)
+                    continue
+                looks = [h for h, at in self._next.items() if at <= now]
+                for handed in looks:
+                    self._next[handed] = now + handed.budget / 2
+            for handed in looks:
+                if handed.due():
+                    self.forget(handed)
+                    handed.start()
+
+
+_watchdogs: list[_Watchdog] = []
+_watchdogs_lock = threading.Lock()
+
+
+def _watchdog() -> _Watchdog:
+    with _watchdogs_lock:
+        if not _watchdogs:
+            _watchdogs.append(_Watchdog())
+        return _watchdogs[0]
 
 
 def chunked(left: list[int], took: list[float], budget: float) -> list[list[int]]:
