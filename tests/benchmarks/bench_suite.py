@@ -16,14 +16,18 @@ selectable with ``--only`` / ``--skip``:
 - ``compile``: ``PipelineDef.compile`` of fan and chain pipelines of ``--compile`` nodes,
   each in a fresh subprocess with a timeout;
 - ``rss``: the driver's peak RSS (``VmHWM`` of a fresh subprocess) running a
-  fan of ``--rss-fan`` tasks on the dask executor, and the same fan as raw Dask futures;
+  fan of ``--rss-fan`` tasks on the dask executor, the same fan as raw Dask futures, and an
+  ``expand`` map of as many elements;
   ``--big`` adds the fan:100000 run, which must stay under 4 GiB;
 - ``growth``: RSS growth over ``--growth-runs`` consecutive runs of a fan:50 in one
   process, on the threads and on the dask executor;
 - ``skew``: maps whose element durations differ widely (a few slow neighbours, a heavy
   tail, slow elements the store has only seen short), glasspane's dask executor against one
   Dask task per element, at first sight, after several runs and in a second process (see
-  bench_skew.py).
+  bench_skew.py);
+- ``expand``: ``task.map(expand(ref))`` over ``--expand`` no-op elements against a static
+  map of the same size and raw Dask futures on one cluster, and the fully cached expansion
+  (which must not start a cluster; see bench_expand.py).
 
 It prints the machine and one markdown table per section, each figure beside the issue's
 target where there is one. See docs/performance.md for what each figure means.
@@ -53,7 +57,8 @@ from pathlib import Path
 from typing import Any
 
 SECTIONS = (
-    "chain", "fan", "wide", "skew", "cold", "import", "cached", "compile", "rss", "growth",
+    "chain", "fan", "wide", "skew", "expand",
+    "cold", "import", "cached", "compile", "rss", "growth",
 )  # fmt: skip
 GIB = 1024**3
 MIB = 1024**2
@@ -532,7 +537,7 @@ def bench_rss(args: argparse.Namespace) -> list[list[str]]:
     if args.big:
         sizes.append((100_000, args.big_timeout))
     for n, timeout in sizes:
-        for variant in ("raw", "glasspane"):
+        for variant in ("raw", "glasspane", "expand"):
             print(f"peak RSS {variant} fan:{n} ...", file=sys.stderr, flush=True)
             job = {"job": "rss", "variant": variant, "n": n, "workers": args.workers}
             out = child(job, timeout)
@@ -549,8 +554,12 @@ def bench_rss(args: argparse.Namespace) -> list[list[str]]:
                 )
                 if target != "-":
                     ok = out["peak"] < 4 * GIB
-            label = "raw Dask futures" if variant == "raw" else "glasspane dask"
-            rows.append([f"driver peak RSS, {label}, fan:{n}", value, target, verdict(ok)])
+            label = {
+                "raw": f"raw Dask futures, fan:{n}",
+                "glasspane": f"glasspane dask, fan:{n}",
+                "expand": f"glasspane dask, expand:{n}",
+            }[variant]
+            rows.append([f"driver peak RSS, {label}", value, target, verdict(ok)])
     return rows
 
 
@@ -648,9 +657,12 @@ def child_main(job: dict[str, Any]) -> dict[str, Any]:
             if job["variant"] == "raw":
                 call: Callable[[], object] = lambda: raw_futures(client, "fan", n)  # noqa: E731
             else:
+                from bench_expand import pipelines
+
                 executor = DaskExecutor()
                 executor._client = client
-                settings, pipe = homes.fresh(), make_pipeline("fan", n)
+                settings = homes.fresh()
+                pipe = pipelines(n)[1] if job["variant"] == "expand" else make_pipeline("fan", n)
                 call = lambda: run_glasspane(pipe, executor, settings, salt(), False)  # noqa: E731
             gc.collect()
             before = psutil.Process().memory_info().rss
@@ -737,6 +749,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="skew:200,tail:1000,newslow:200",
         help="skewed maps KIND:N (skew, tail, newslow), comma-separated",
     )
+    parser.add_argument("--expand", type=int, default=5000, help="elements of the expand map")
     parser.add_argument("--slow", type=float, default=0.5, help="seconds of a slow element")
     parser.add_argument(
         "--warm-runs", type=int, default=3, help="runs before the skewed maps' later runs"
@@ -755,6 +768,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.repeat, args.cold_repeat, args.cached = 2, 2, 100
         args.rss_fan, args.growth_runs = 500, 5
         args.skew, args.slow, args.warm_runs = "skew:40,tail:200,newslow:40", 0.2, 2
+        args.expand = 200
     chosen = {s.strip() for s in args.only.split(",") if s.strip()}
     chosen -= {s.strip() for s in args.skip.split(",") if s.strip()}
     unknown = chosen - set(SECTIONS)
@@ -812,6 +826,20 @@ def main(argv: list[str] | None = None) -> int:
                 "workers x 1 thread)\n"
             )
             print_table(HEADER, skew_rows)
+        if "expand" in args.sections:
+            from bench_expand import bench as bench_expand
+
+            cluster, client = local_cluster(args.workers)
+            try:
+                expand_rows = bench_expand(args.expand, args.repeat, homes, client)
+            finally:
+                client.close()
+                cluster.close()
+            print(
+                f"\n### expand: a map known only at run time (median of {args.repeat} "
+                f"interleaved rounds after one warm-up; {args.workers} dask workers x 1 thread)\n"
+            )
+            print_table(["workload", "median (range)", "target", "met"], expand_rows)
         steps: list[tuple[str, Callable[[], list[list[str]]]]] = [
             ("cold", lambda: bench_cold(args, homes)),
             ("import", lambda: bench_import(args, homes)),
