@@ -30,6 +30,7 @@ from .errors import (
     SerializationError,
     TaskError,
     TaskTimeout,
+    UserCodeError,
 )
 from .execution.context import TaskContext, context, get_logger, log_metric, log_param
 from .options import TaskOptions
@@ -85,6 +86,7 @@ __all__ = [
     "TaskOptions",
     "TaskResult",
     "TaskTimeout",
+    "UserCodeError",
     "clear_cache",
     "context",
     "expand",

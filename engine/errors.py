@@ -25,6 +25,16 @@ class DefinitionError(GlasspaneError, TypeError):
     """A task or pipeline is defined or called in a way that cannot compile."""
 
 
+class UserCodeError(DefinitionError):
+    """The user's code raised while glasspane ran it to build a pipeline (importing a module,
+    running a pipeline body); ``user_traceback`` holds their traceback, without glasspane's
+    frames, for the CLI to show above its one-line message."""
+
+    def __init__(self, message: str, user_traceback: str) -> None:
+        super().__init__(message)
+        self.user_traceback = user_traceback
+
+
 class ParameterError(GlasspaneError, ValueError):
     """A pipeline parameter is unknown, missing or of the wrong type."""
 

@@ -16,10 +16,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .dsl.pipeline import PipelineDef, UserCodeError
-from .errors import DefinitionError
+from .dsl.pipeline import PipelineDef
+from .errors import DefinitionError, UserCodeError
 
-__all__ = ["UserCodeError", "canonical_ref", "load_pipeline", "ref_for"]
+__all__ = ["canonical_ref", "load_pipeline", "ref_for"]
 
 
 def load_pipeline(ref: str) -> PipelineDef[Any, Any]:

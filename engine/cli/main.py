@@ -96,8 +96,7 @@ def _show_warning(
 
 
 def _user_error(exc: Exception) -> int:
-    from ..errors import RunFailed
-    from ..loader import UserCodeError
+    from ..errors import RunFailed, UserCodeError
 
     if isinstance(exc, UserCodeError):
         sys.stderr.write(exc.user_traceback)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from ..errors import DefinitionError, GlasspaneError, ParameterError
+from ..errors import DefinitionError, GlasspaneError, ParameterError, UserCodeError
 from .tracing import current_trace, tracing
 
 if TYPE_CHECKING:
@@ -28,16 +28,6 @@ R = TypeVar("R")
 
 #: Keyword names ``PipelineDef.run`` takes for itself; a pipeline cannot use them as parameters.
 RUN_OPTIONS = ("executor", "raise_on_failure", "settings", "progress", "trigger")
-
-
-class UserCodeError(DefinitionError):
-    """The user's code raised while glasspane ran it to build a pipeline (importing a module,
-    running a pipeline body); ``user_traceback`` holds their traceback, without glasspane's
-    frames, for the CLI to show above its one-line message."""
-
-    def __init__(self, message: str, user_traceback: str) -> None:
-        super().__init__(message)
-        self.user_traceback = user_traceback
 
 
 class PipelineDef(Generic[P, R]):

@@ -27,11 +27,12 @@ from glasspane import (
     ParameterError,
     Ref,
     RunFailed,
+    UserCodeError,
     pipeline,
     task,
 )
 from glasspane.cli.params import parse_params
-from glasspane.loader import UserCodeError, load_pipeline
+from glasspane.loader import load_pipeline
 
 calls: list[str] = []
 

@@ -10,8 +10,7 @@ from typing import Any
 import networkx as nx
 import pytest
 
-from glasspane import DefinitionError, Graph, Ref, pipeline, task
-from glasspane.dsl.pipeline import UserCodeError
+from glasspane import DefinitionError, Graph, Ref, UserCodeError, pipeline, task
 from glasspane.dsl.task import TaskDef
 from glasspane.graph import Node
 
