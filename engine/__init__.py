@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .dsl import hooks as _hooks
 from .dsl.pipeline import PipelineDef, pipeline
 from .dsl.task import TaskDef, task
 from .dsl.tracing import Ref, expand, unmapped
@@ -104,3 +105,23 @@ __all__ = [
     "task",
     "unmapped",
 ]
+
+
+# The DSL cannot import the layers that compile and run a pipeline; the facade lends them to
+# it here, so `pipe.compile()`, `pipe.run()` and `pipe()` work whichever module was imported
+# first (importing any glasspane module runs this file first). Both import lazily, to keep
+# `import glasspane` fast.
+def _compile(pipeline: PipelineDef[Any, Any], params: dict[str, Any]) -> Any:
+    from .graph import compile_pipeline
+
+    return compile_pipeline(pipeline, params)
+
+
+def _run(pipeline: PipelineDef[Any, Any], params: dict[str, Any], **options: Any) -> Any:
+    from .api import run_pipeline
+
+    return run_pipeline(pipeline, params, **options)
+
+
+_hooks.set_compiler(_compile)
+_hooks.set_runner(_run)

@@ -1,33 +1,31 @@
-"""``@pipeline``: a function whose body wires tasks together, compiled to a :class:`Graph`.
+"""``@pipeline``: a function whose body wires tasks together, compiled to a ``Graph``.
 
 The body runs once per compile, with the *validated* parameter values, under a tracing
 context, so ``range(n)`` and ``train.map(tr, C=grid)`` see real values. Calling the
 pipeline outside a body runs it with embedded defaults and returns a ``RunResult``.
+Compiling and running are done by the layers above, through :mod:`.hooks`.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import traceback
 import typing
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from ..errors import DefinitionError, GlasspaneError, ParameterError, UserCodeError
-from .tracing import current_trace, tracing
-
-if TYPE_CHECKING:
-    from ..graph import Graph
+from ..errors import DefinitionError, ParameterError
+from . import hooks
+from .tracing import current_trace
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 #: Keyword names ``PipelineDef.run`` takes for itself; a pipeline cannot use them as parameters.
-RUN_OPTIONS = ("executor", "raise_on_failure", "settings", "progress", "trigger")
+RUN_OPTIONS = ("executor", "raise_on_failure", "settings", "listeners", "trigger")
 
 
 class PipelineDef(Generic[P, R]):
@@ -112,32 +110,21 @@ class PipelineDef(Generic[P, R]):
         return kwargs
 
     # -- compiling and running ---------------------------------------------------------------
-    def compile(self, **params: Any) -> Graph:
-        """Validate ``params``, trace the body once and return the frozen :class:`Graph`."""
-        from ..graph import Graph, gc_paused
+    def compile(self, **params: Any) -> Any:
+        """Validate ``params``, trace the body once and return the frozen ``glasspane.Graph``.
 
+        Raises:
+            ParameterError: a parameter is unknown, missing or of the wrong type.
+            UserCodeError: the body raised; its traceback is on the error.
+            DefinitionError: the body wired its tasks in a way that cannot run.
+        """
         values = self.validate_params(params)
         if current_trace() is not None:
             raise DefinitionError(
                 f"pipeline `{self.name}` was called inside another pipeline's body; call its "
                 "tasks directly instead"
             )
-        with gc_paused():  # a large graph is millions of objects: see gc_paused
-            with tracing(self.name) as trace:
-                try:
-                    output = self.fn(**values)  # type: ignore[call-arg]
-                except GlasspaneError:
-                    raise
-                except Exception as exc:
-                    frames = traceback.extract_tb(exc.__traceback__)[1:]  # from the body on
-                    raise UserCodeError(
-                        f"the body of pipeline `{self.name}` raised {type(exc).__name__}: {exc}; "
-                        "fix the error in the pipeline body (traceback above)",
-                        "Traceback (most recent call last):\n"
-                        + "".join(traceback.format_list(frames))
-                        + "".join(traceback.format_exception_only(type(exc), exc)),
-                    ) from exc
-            return Graph.from_trace(self.name, trace.nodes, output, values)
+        return hooks.compiler()(self, values)
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """Compile and run; returns a ``RunResult``.
@@ -146,11 +133,9 @@ class PipelineDef(Generic[P, R]):
         ``"dask"`` or ``"tcp://host:port"``), ``raise_on_failure`` (default ``True``:
         a failed run raises :class:`~glasspane.errors.RunFailed`), ``settings``.
         """
-        from ..api import run_pipeline
-
         options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}
         params = self.bind(args, kwargs)
-        return run_pipeline(self, params, **options)
+        return hooks.runner()(self, params, **options)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
         if current_trace() is not None:
