@@ -107,6 +107,16 @@ class MetadataStore:
         with self._engines.read.connect() as conn:
             yield conn
 
+    def read(self, query: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run ``query(conn, *args, **kwargs)`` in one read transaction and return its result.
+
+        ``query`` is a read function of this package (:mod:`.browse`, :mod:`.queries`), which
+        issues only ``SELECT`` statements: :mod:`glasspane.queries` reads through here, on a
+        consistent snapshot that never takes SQLite's write lock.
+        """
+        with self._read() as conn:
+            return query(conn, *args, **kwargs)
+
     def _write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one write transaction, retrying when it loses a race (see above)."""
         attempt = 1

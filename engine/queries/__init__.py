@@ -1,0 +1,99 @@
+"""Read-only queries of glasspane's runs, returning typed records (pydantic models).
+
+Each function takes the :class:`~glasspane.store.MetadataStore` to read (and, to preview
+artifacts, the :class:`~glasspane.artifacts.ArtifactStore`) and returns a record from
+:mod:`glasspane.queries.records`; a web UI serves those as its JSON API, and its OpenAPI schema
+comes from them.
+
+Reads never write: no query sweeps crashed runs (``glasspane runs sweep`` and the start of
+``glasspane run`` do), and on SQLite none takes the write lock, so a query answers while a
+run is writing.
+"""
+
+from .artifacts import artifact, preview
+from .compare import compare_runs
+from .lineage import lineage
+from .pipelines import (
+    metric_across_runs,
+    pipeline_version,
+    pipeline_versions,
+    pipelines,
+    run_metrics,
+)
+from .records import (
+    ArtifactDetail,
+    ArtifactPreview,
+    ArtifactRef,
+    Attempt,
+    GraphEdge,
+    GraphNode,
+    Lineage,
+    LineageArtifact,
+    LineageEdge,
+    LineageTaskRun,
+    MetricAcrossRuns,
+    MetricDiff,
+    MetricPoint,
+    NodeDiff,
+    ParamValue,
+    PipelineSummary,
+    PipelineVersion,
+    Record,
+    RunComparison,
+    RunDetail,
+    RunGraph,
+    RunMetrics,
+    RunMetricValue,
+    RunPage,
+    RunSummary,
+    TaskDetail,
+    TaskRunRef,
+    TaskSummary,
+    ValueDiff,
+)
+from .runs import get_run, list_runs, run_graph, task_detail
+
+__all__ = [
+    "ArtifactDetail",
+    "ArtifactPreview",
+    "ArtifactRef",
+    "Attempt",
+    "GraphEdge",
+    "GraphNode",
+    "Lineage",
+    "LineageArtifact",
+    "LineageEdge",
+    "LineageTaskRun",
+    "MetricAcrossRuns",
+    "MetricDiff",
+    "MetricPoint",
+    "NodeDiff",
+    "ParamValue",
+    "PipelineSummary",
+    "PipelineVersion",
+    "Record",
+    "RunComparison",
+    "RunDetail",
+    "RunGraph",
+    "RunMetricValue",
+    "RunMetrics",
+    "RunPage",
+    "RunSummary",
+    "TaskDetail",
+    "TaskRunRef",
+    "TaskSummary",
+    "ValueDiff",
+    "artifact",
+    "compare_runs",
+    "get_run",
+    "lineage",
+    "list_runs",
+    "metric_across_runs",
+    "pipeline_version",
+    "pipeline_versions",
+    "pipelines",
+    "preview",
+    "run_graph",
+    "run_metrics",
+    "task_detail",
+]
