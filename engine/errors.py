@@ -39,6 +39,12 @@ class ParameterError(GlasspaneError, ValueError):
     """A pipeline parameter is unknown, missing or of the wrong type."""
 
 
+class InvalidArgument(GlasspaneError, ValueError):
+    """A call to glasspane got an argument it cannot use: an unknown run state or lineage
+    direction, a limit out of range, a run id that is malformed or already used. The message
+    names the argument and the values it takes."""
+
+
 class ConfigError(GlasspaneError, ValueError):
     """A setting (database URL, artifact root, executor, scheduler address) is unusable."""
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Insert, bindparam, insert, literal, select, update
 
-from ..errors import NotFound
+from ..errors import InvalidArgument, NotFound
 from ..types import RETRYING, RUNNING, TERMINAL_STATES
 from .models import ArtifactRow, AttemptRow, LineageEdgeRow, MetricRow, RunRow, TaskRunRow
 
@@ -86,16 +86,16 @@ def check_events(events: list[dict[str, Any]]) -> None:
     """Reject a batch with an unknown event kind before anything is written.
 
     Raises:
-        ValueError: an event has no ``kind``, one this store does not know, or no ``node``.
+        InvalidArgument: an event has no ``kind``, one this store does not know, or no ``node``.
     """
     for position, event in enumerate(events):
         if event.get("kind") not in EVENT_KINDS:
-            raise ValueError(
+            raise InvalidArgument(
                 f"event #{position} has kind `{event.get('kind')}`, which the metadata store "
                 f"does not know; use one of {', '.join(EVENT_KINDS)}"
             )
         if not isinstance(event.get("node"), str):
-            raise ValueError(
+            raise InvalidArgument(
                 f"event #{position} ({event['kind']}) has no `node`; every event names the "
                 "node id of its task run"
             )

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from ..errors import NotFound
+from ..errors import InvalidArgument, NotFound
 from ..types import CRASHED, PENDING, RUNNING, TERMINAL_STATES
 from .events import insert_id, require_run, tail
 from .models import AttemptRow, PipelineRow, PipelineVersionRow, RunRow, TaskRunRow
@@ -69,7 +69,7 @@ def create_run(
             "get one from ensure_pipeline_version first"
         )
     if conn.execute(select(RunRow.id).where(RunRow.id == run_id)).first() is not None:
-        raise ValueError(f"run id `{run_id}` is already used; generate a fresh one")
+        raise InvalidArgument(f"run id `{run_id}` is already used; generate a fresh one")
     if values.get("resumed_from") is not None:
         require_run(conn, values["resumed_from"])
     created = now()

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
 
-from ..errors import NotFound
+from ..errors import InvalidArgument, NotFound
 from .events import chunks
 from .models import ArtifactRow, LineageEdgeRow, TaskRunRow
 
@@ -74,11 +74,11 @@ class LineageWalk:
 
     def run(self, run_id: str, node_id: str, direction: str, depth: int | None) -> dict[str, Any]:
         if direction not in DIRECTIONS:
-            raise ValueError(
+            raise InvalidArgument(
                 f"lineage direction `{direction}` is not known; use `upstream` or `downstream`"
             )
         if depth is not None and depth < 0:
-            raise ValueError(f"lineage depth must be 0 or more (or None for all), not {depth}")
+            raise InvalidArgument(f"lineage depth must be 0 or more (or None for all), not {depth}")
         root = self.conn.execute(
             select(*_TASK_COLUMNS).where(TaskRunRow.run_id == run_id, TaskRunRow.node_id == node_id)
         ).first()

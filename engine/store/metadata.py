@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from ..errors import GlasspaneError
+from ..errors import GlasspaneError, InvalidArgument
 from ..types import STATES, ArtifactInfo
 from . import lifecycle, queries
 from .engines import describe, mask_url, open_engines, open_error
@@ -172,11 +172,11 @@ class MetadataStore:
             nodes: ``(node_id, task_name)`` of every node in the compiled graph.
 
         Raises:
-            ValueError: ``run_id`` is empty, too long or already used.
+            InvalidArgument: ``run_id`` is empty, too long or already used.
             NotFound: ``version_id`` or the ``resumed_from`` run does not exist.
         """
         if not run_id or len(run_id) > RUN_ID_LENGTH:
-            raise ValueError(
+            raise InvalidArgument(
                 f"run id `{run_id}` must have 1 to {RUN_ID_LENGTH} characters; "
                 "generate ids with uuid4().hex"
             )
@@ -211,10 +211,10 @@ class MetadataStore:
             True if the run changed; False if it is terminal already or does not exist.
 
         Raises:
-            ValueError: ``state`` is not a known state.
+            InvalidArgument: ``state`` is not a known state.
         """
         if state not in STATES:
-            raise ValueError(f"unknown run state `{state}`; use one of {', '.join(STATES)}")
+            raise InvalidArgument(f"unknown run state `{state}`; use one of {', '.join(STATES)}")
         return self._write(
             lambda conn: lifecycle.set_run_state(conn, run_id, state, error=error, output=output)
         )
@@ -236,7 +236,7 @@ class MetadataStore:
         they are, and their events dropped.
 
         Raises:
-            ValueError: an event has an unknown kind (nothing is written).
+            InvalidArgument: an event has an unknown kind (nothing is written).
             NotFound: the run does not exist.
         """
         if not events:
@@ -279,12 +279,12 @@ class MetadataStore:
             state: only runs in this state.
 
         Raises:
-            ValueError: ``limit`` is less than 1, or ``state`` is not a known state.
+            InvalidArgument: ``limit`` is less than 1, or ``state`` is not a known state.
         """
         if limit < 1:
-            raise ValueError(f"list_runs limit must be 1 or more, not {limit}")
+            raise InvalidArgument(f"list_runs limit must be 1 or more, not {limit}")
         if state is not None and state not in STATES:
-            raise ValueError(f"unknown run state `{state}`; use one of {', '.join(STATES)}")
+            raise InvalidArgument(f"unknown run state `{state}`; use one of {', '.join(STATES)}")
         limit = min(limit, _MAX_LIMIT)  # SQL takes no larger number
         with self._read() as conn:
             return queries.list_runs(conn, limit=limit, pipeline=pipeline, state=state)
@@ -382,7 +382,7 @@ class MetadataStore:
 
         Raises:
             NotFound: the run or the node does not exist.
-            ValueError: ``direction`` or ``depth`` is invalid.
+            InvalidArgument: ``direction`` or ``depth`` is invalid.
         """
         with self._read() as conn:
             full_id = queries.resolve_run_id(conn, run_id)

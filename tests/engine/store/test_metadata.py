@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, func, inspect, select, text, update
 
-from glasspane.errors import ConfigError, NotFound
+from glasspane.errors import ConfigError, InvalidArgument, NotFound
 from glasspane.store import MetadataStore
 from glasspane.store.models import (
     ArtifactRow,
@@ -339,14 +339,18 @@ def test_record_events_rejects_unknown_kinds_before_writing(
     store: MetadataStore, raw_engine: Engine
 ) -> None:
     new_run(store, "run00001")
-    with pytest.raises(ValueError, match=r"event #1 has kind `task_exploded`, which the metadata"):
+    with pytest.raises(
+        InvalidArgument, match=r"event #1 has kind `task_exploded`, which the metadata"
+    ):
         store.record_events("run00001", [started("load"), {"kind": "task_exploded"}])
     assert store.get_run("run00001")["tasks"][0]["state"] == "pending"
 
 
 def test_record_events_rejects_events_without_node(store: MetadataStore) -> None:
     new_run(store, "run00001")
-    with pytest.raises(ValueError, match=r"^event #0 \(task_skipped\) has no `node`; every event"):
+    with pytest.raises(
+        InvalidArgument, match=r"^event #0 \(task_skipped\) has no `node`; every event"
+    ):
         store.record_events("run00001", [{"kind": "task_skipped", "state": "cancelled"}])
 
 
@@ -357,9 +361,9 @@ def test_record_events_for_unknown_run(store: MetadataStore) -> None:
 
 def test_create_run_errors(store: MetadataStore) -> None:
     new_run(store, "run00001")
-    with pytest.raises(ValueError, match=r"run id `run00001` is already used"):
+    with pytest.raises(InvalidArgument, match=r"run id `run00001` is already used"):
         new_run(store, "run00001")
-    with pytest.raises(ValueError, match=r"must have 1 to 32 characters"):
+    with pytest.raises(InvalidArgument, match=r"must have 1 to 32 characters"):
         new_run(store, "x" * 33)
     with pytest.raises(NotFound, match=r"no pipeline version 999 for run `run00002`"):
         store.create_run(
@@ -382,7 +386,7 @@ def test_list_runs_filters_and_orders_newest_first(store: MetadataStore) -> None
     assert [r["run_id"] for r in store.list_runs(limit=2)] == ["run00003", "run00002"]
     assert [r["run_id"] for r in store.list_runs(pipeline="retrain")] == ["run00003", "run00001"]
     assert [r["run_id"] for r in store.list_runs(state="succeeded")] == ["run00003"]
-    with pytest.raises(ValueError, match=r"^list_runs limit must be 1 or more, not 0$"):
+    with pytest.raises(InvalidArgument, match=r"^list_runs limit must be 1 or more, not 0$"):
         store.list_runs(limit=0)
 
 
@@ -434,7 +438,7 @@ def test_terminal_run_state_is_never_overwritten(store: MetadataStore) -> None:
     assert (run["state"], run["error"], run["output"]) == ("succeeded", None, {"acc": 0.9})
     assert store.set_run_state("no-such-run", "running") is False
     assert store.heartbeat("no-such-run") is False
-    with pytest.raises(ValueError, match=r"unknown run state `done`; use one of pending"):
+    with pytest.raises(InvalidArgument, match=r"unknown run state `done`; use one of pending"):
         store.set_run_state("run00001", "done")
 
 
@@ -572,7 +576,7 @@ def test_lineage_errors(two_runs: MetadataStore) -> None:
     with pytest.raises(NotFound) as info:
         two_runs.lineage("run1", "deploy")
     assert str(info.value) == "no task `deploy` in run `run1`; its nodes are: load, train, evaluate"
-    with pytest.raises(ValueError, match=r"lineage direction `sideways` is not known"):
+    with pytest.raises(InvalidArgument, match=r"lineage direction `sideways` is not known"):
         two_runs.lineage("run1", "load", direction="sideways")
     with pytest.raises(NotFound, match=r"^no run `nope`"):
         two_runs.lineage("nope", "load")
@@ -992,5 +996,5 @@ def test_start_and_finish_in_one_batch_record_one_complete_attempt(
 def test_list_runs_takes_any_large_limit_and_only_known_states(store: MetadataStore) -> None:
     new_run(store, "run00001")
     assert [r["run_id"] for r in store.list_runs(limit=10**30)] == ["run00001"]
-    with pytest.raises(ValueError, match=r"^unknown run state `bogus`; use one of pending, "):
+    with pytest.raises(InvalidArgument, match=r"^unknown run state `bogus`; use one of pending, "):
         store.list_runs(state="bogus")
