@@ -130,7 +130,7 @@ def runs(
     settings: Settings | None = None,
     missing_ok: bool = True,
 ) -> list[dict[str, Any]]:
-    """Recent runs, newest first.
+    """Recent runs, newest first. A read: it never sweeps crashed runs (see :func:`sweep`).
 
     Args:
         missing_ok: with no database yet (nothing ever ran), return ``[]``; False raises
@@ -143,7 +143,6 @@ def runs(
         if missing_ok:
             return []
         raise
-    sweep_crashed(store, settings)
     return store.list_runs(limit=limit, pipeline=pipeline, state=state)
 
 
@@ -154,12 +153,28 @@ def sweep_crashed(store: MetadataStore, settings: Settings) -> list[str]:
     )
 
 
-def get_run(run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
-    """One run with its tasks (accepts a unique id prefix)."""
+def sweep(*, settings: Settings | None = None) -> list[str]:
+    """The crash sweep as a maintenance step: mark runs whose driver stopped heart-beating
+    (no heartbeat for ``crash_after`` seconds) ``crashed``, so they can be retried.
+
+    Reads never sweep; ``glasspane runs sweep`` and the start of ``glasspane run`` do.
+
+    Returns:
+        The ids of the runs this call marked crashed; ``[]`` when there is no database yet
+        (none is created).
+    """
     settings = settings or load_settings()
-    store = _store_with_run(settings, run_id)
-    sweep_crashed(store, settings)
-    return store.get_run(run_id)
+    try:
+        store = metadata_store(settings, create=False)
+    except NotFound:
+        return []
+    return sweep_crashed(store, settings)
+
+
+def get_run(run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
+    """One run with its tasks (accepts a unique id prefix). A read: it never sweeps."""
+    settings = settings or load_settings()
+    return _store_with_run(settings, run_id).get_run(run_id)
 
 
 def run_summary(run: dict[str, Any]) -> dict[str, Any]:

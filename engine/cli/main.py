@@ -144,6 +144,7 @@ def _run(args: argparse.Namespace) -> int:
 
     pipeline = load_pipeline(args.pipeline)
     params = parse_params(args.param, dict(pipeline.params_model.model_fields), pipeline.name)
+    _say_swept(api.sweep(), stderr=True)  # the maintenance step reads leave to writers
     return _execute(
         args,
         lambda progress: api.run_pipeline(
@@ -243,6 +244,13 @@ def _runs(args: argparse.Namespace) -> int:
     from ..errors import NotFound
     from .render import failed_tracebacks, run_table, runs_table
 
+    if args.runs_command == "sweep":
+        swept = api.sweep()
+        if args.json:
+            print(json.dumps(swept))
+        elif not _say_swept(swept):
+            print("no stale runs: nothing marked crashed")
+        return EXIT_OK
     if args.runs_command == "list":
         try:
             items = api.runs(
@@ -270,6 +278,18 @@ def _runs(args: argparse.Namespace) -> int:
         console.print(Text(summary["error"], style="red"), soft_wrap=True)
     failed_tracebacks(console, summary)
     return EXIT_OK
+
+
+def _say_swept(run_ids: list[str], stderr: bool = False) -> bool:
+    """Say which runs a sweep marked crashed, one line each (to stderr beside a run's
+    output); False when it marked none."""
+    for run_id in run_ids:
+        print(
+            f"marked run {run_id} crashed: its driver stopped heart-beating; resume it with "
+            f"`glasspane retry {run_id}`",
+            file=sys.stderr if stderr else sys.stdout,
+        )
+    return bool(run_ids)
 
 
 def _lineage(args: argparse.Namespace) -> int:

@@ -118,8 +118,8 @@ examples:
     )
     executor_opts(run)
 
-    runs = command(sub, "runs", "list runs or show one")
-    runs_sub = runs.add_subparsers(dest="runs_command", metavar="list|show", required=True)
+    runs = command(sub, "runs", "list runs, show one, or sweep crashed ones")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="list|show|sweep", required=True)
     lst = command(
         runs_sub,
         "list",
@@ -159,6 +159,25 @@ examples:
     show.add_argument("run_id", metavar="RUN", help="a run id, or a unique prefix of one")
     show.add_argument(
         "--json", action="store_true", help="print the run's summary as one JSON object"
+    )
+    sweep = command(
+        runs_sub,
+        "sweep",
+        "mark runs whose driver stopped heart-beating as crashed",
+        description="Mark pending and running runs whose last heartbeat is older than "
+        "GLASSPANE_CRASH_AFTER seconds (at least 4 heartbeat intervals) as crashed, with "
+        "their unfinished tasks, so they can be resumed with `glasspane retry`. Reading runs "
+        "never does this; `glasspane run` does it as it starts.",
+        epilog="""exit codes:
+  0    done (also when no run was stale, or nothing ever ran here)
+  2    a usage or configuration error (one line)
+
+examples:
+  glasspane runs sweep
+  glasspane runs sweep --json""",
+    )
+    sweep.add_argument(
+        "--json", action="store_true", help="print a JSON list of the ids marked crashed"
     )
 
     retry = command(

@@ -22,7 +22,7 @@ import pytest
 
 import glasspane
 from glasspane import pipeline, task
-from glasspane.api import load_settings, metadata_store
+from glasspane.api import load_settings, metadata_store, sweep
 from glasspane.types import CANCELLED, CRASHED, SUCCEEDED, TERMINAL_STATES
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -302,6 +302,7 @@ def test_killed_driver_is_swept_as_crashed_and_retry_reuses_finished_tasks(
     proc.wait(timeout=10)
 
     def crashed() -> list[dict[str, Any]]:
+        cli_json(glasspane_cmd, "runs", "sweep", "--json", cwd=tmp_path, env=env)
         runs = cli_json(glasspane_cmd, "runs", "list", "--json", cwd=tmp_path, env=env)
         return [r for r in runs if r["state"] == CRASHED]
 
@@ -339,6 +340,7 @@ def test_run_that_never_heartbeat_is_swept(
     sweeper_env = {**cli_env, **FAST_SWEEP}
 
     def state() -> str:
+        cli_json(glasspane_cmd, "runs", "sweep", "--json", cwd=tmp_path, env=sweeper_env)
         shown = cli_json(
             glasspane_cmd, "runs", "show", run["run_id"], "--json", cwd=tmp_path, env=sweeper_env
         )
@@ -380,7 +382,8 @@ def test_a_live_run_with_heartbeats_is_never_swept(monkeypatch: pytest.MonkeyPat
     thread.start()
     seen = set()
     while thread.is_alive():
-        seen.update(r["state"] for r in glasspane.runs())  # each call sweeps
+        sweep()
+        seen.update(r["state"] for r in glasspane.runs())
         time.sleep(0.2)
     thread.join()
     assert box["result"].state == SUCCEEDED
