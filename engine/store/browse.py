@@ -159,13 +159,7 @@ def run(conn: Connection, run_id: str) -> dict[str, Any]:
             select(*_TASK_COLUMNS).where(TaskRunRow.run_id == run_id).order_by(TaskRunRow.id)
         )
     ]
-    counts = {
-        "n_tasks": len(tasks),
-        "n_succeeded": sum(t["state"] == "succeeded" for t in tasks),
-        "n_failed": sum(t["state"] in ("failed", "timed_out") for t in tasks),
-        "n_cached": sum(bool(t["cached"]) for t in tasks),
-    }
-    data = _run_dict(row, counts)
+    data = _run_dict(row, task_counts(conn, [run_id]).get(run_id))
     data["tasks"] = tasks
     return data
 
@@ -390,18 +384,15 @@ def artifact(conn: Connection, content_hash: str) -> dict[str, Any]:
     row = rows[0]
     data = {**artifact_info(row).to_dict(), "created_at": row.created_at}
     users = conn.execute(
-        select(
-            LineageEdgeRow.direction,
-            TaskRunRow.run_id,
-            TaskRunRow.node_id,
-            TaskRunRow.cached,
-        )
+        select(LineageEdgeRow.direction, TaskRunRow.run_id, TaskRunRow.node_id, TaskRunRow.cached)
         .join(TaskRunRow, TaskRunRow.id == LineageEdgeRow.task_run_id)
         .where(LineageEdgeRow.artifact_id == row.id)
         .order_by(LineageEdgeRow.id)
-    )
-    data["produced_by"], data["consumed_by"] = [], []
-    for user in users:
-        where = "produced_by" if user.direction == "output" else "consumed_by"
-        data[where].append({"run_id": user.run_id, "node": user.node_id, "cached": user.cached})
+    ).all()
+    for direction, key in (("output", "produced_by"), ("input", "consumed_by")):
+        data[key] = [
+            {"run_id": u.run_id, "node": u.node_id, "cached": u.cached}
+            for u in users
+            if u.direction == direction
+        ]
     return data

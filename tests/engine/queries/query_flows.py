@@ -79,3 +79,42 @@ def flaky(x: int) -> int:
 @pipeline
 def fails(x: int = 1):
     return other_step(flaky(x))
+
+
+def touch(path: str) -> str:
+    with open(path, "w") as fh:
+        fh.write("unpickled")
+    return path
+
+
+class Booby:
+    """Unpickling it writes a file: the proof that a preview unpickled something."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        return (touch, (self.path,))
+
+
+@task
+def booby(path: str) -> Booby:
+    return Booby(path)
+
+
+@task
+def shapes(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list, pd.DataFrame]:
+    square = np.arange(n * 3, dtype=np.int64).reshape(n, 3)
+    wide = pd.DataFrame({f"c{i}": [i] * n for i in range(25)})
+    return (
+        square,
+        np.asfortranarray(square),
+        np.zeros((n, 2000)),
+        [{"i": i, "text": "x" * 300} for i in range(n)],
+        wide,
+    )
+
+
+@pipeline
+def kinds(path: str, n: int = 8):
+    return shapes(n), booby(path)
