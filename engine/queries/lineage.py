@@ -32,7 +32,7 @@ def lineage(
 
     Raises:
         NotFound: no such run, or the run has no such node (the message names its nodes).
-        ValueError: ``direction`` or ``depth`` is invalid.
+        InvalidArgument: ``direction`` or ``depth`` is invalid.
     """
     walk = metadata.lineage(run_id, node, direction=direction, depth=depth)
     task_runs = {(t["run_id"], t["node"]): t for t in walk["task_runs"]}

@@ -3,6 +3,7 @@ across a pipeline's runs."""
 
 from __future__ import annotations
 
+from ..errors import InvalidArgument
 from ..store import MetadataStore, browse, queries
 from .records import (
     MetricAcrossRuns,
@@ -78,10 +79,10 @@ def metric_across_runs(
     that logged it, oldest run first: how a metric moved from run to run.
 
     Raises:
-        ValueError: ``limit`` is less than 1.
+        InvalidArgument: ``limit`` is less than 1.
     """
     if limit < 1:
-        raise ValueError(f"limit must be 1 or more, not {limit}")
+        raise InvalidArgument(f"limit must be 1 or more, not {limit}")
     rows = metadata.read(browse.pipeline_metric, pipeline, key, limit)
     return MetricAcrossRuns(
         pipeline=pipeline, key=key, runs=[RunMetricValue(**row) for row in rows]

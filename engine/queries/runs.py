@@ -17,19 +17,17 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+from ..errors import InvalidArgument
 from ..store import MetadataStore, browse
 from ..types import PENDING, STATES
 from .records import (
     ArtifactRef,
     Attempt,
-    GraphEdge,
-    GraphNode,
     RunDetail,
     RunGraph,
     RunPage,
     RunSummary,
     TaskDetail,
-    TaskSummary,
 )
 
 MAX_PAGE = 500
@@ -45,14 +43,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """The ``(created_at, run id)`` of a cursor from :func:`encode_cursor`.
 
     Raises:
-        ValueError: the cursor was not made by :func:`encode_cursor`.
+        InvalidArgument: the cursor was not made by :func:`encode_cursor`.
     """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, run_id = json.loads(raw)
         return datetime.fromisoformat(at), str(run_id)
     except (binascii.Error, ValueError, TypeError) as exc:
-        raise ValueError(
+        raise InvalidArgument(
             f"cursor `{cursor}` is not one a page of runs returned; pass `next_cursor` "
             "of the previous page as it is, or no cursor for the first page"
         ) from exc
@@ -65,13 +63,15 @@ def _states(
     if known is not None:
         unknown = [value for value in chosen if value not in known]
         if unknown:
-            raise ValueError(f"unknown run state `{unknown[0]}`; use one of {', '.join(known)}")
+            raise InvalidArgument(
+                f"unknown run state `{unknown[0]}`; use one of {', '.join(known)}"
+            )
     return chosen
 
 
 def _aware(value: datetime | None, name: str) -> datetime | None:
     if value is not None and value.tzinfo is None:
-        raise ValueError(f"`{name}` must be timezone-aware, e.g. datetime.now(timezone.utc)")
+        raise InvalidArgument(f"`{name}` must be timezone-aware, e.g. datetime.now(timezone.utc)")
     return value
 
 
@@ -101,11 +101,11 @@ def list_runs(
         tag: only runs of a pipeline version with a task tagged ``tag``.
 
     Raises:
-        ValueError: ``limit`` is out of range, a state is unknown, a time is naive, or the
+        InvalidArgument: ``limit`` is out of range, a state is unknown, a time is naive, or the
             cursor is not one a page returned.
     """
     if not 1 <= limit <= MAX_PAGE:
-        raise ValueError(f"a page holds 1 to {MAX_PAGE} runs, not {limit}")
+        raise InvalidArgument(f"a page holds 1 to {MAX_PAGE} runs, not {limit}")
     filters: dict[str, Any] = {
         "pipeline": pipeline,
         "states": _states(state, STATES),
@@ -135,11 +135,7 @@ def get_run(metadata: MetadataStore, run_id: str) -> RunDetail:
     Raises:
         NotFound: no run matches, or the prefix matches several (they are named).
     """
-    data = metadata.read(browse.run, run_id)
-    data["tasks"] = [
-        TaskSummary(node=t.pop("node_id"), task=t.pop("task_name"), **t) for t in data["tasks"]
-    ]
-    return RunDetail(**data)
+    return RunDetail.model_validate(metadata.read(browse.run, run_id))
 
 
 def run_graph(metadata: MetadataStore, run_id: str) -> RunGraph:
@@ -148,48 +144,50 @@ def run_graph(metadata: MetadataStore, run_id: str) -> RunGraph:
     Raises:
         NotFound: no run matches ``run_id`` (or its unique prefix).
     """
-    run = get_run(metadata, run_id)
-    _, graph = metadata.read(browse.graph_json, run.run_id)
+    run = metadata.read(browse.run, run_id)  # the records are validated once, below
+    _, graph = metadata.read(browse.graph_json, run["run_id"])
     graph = graph or {}
-    tasks = {t.node: t for t in run.tasks}
-    nodes: list[GraphNode] = []
+    tasks = {task["node"]: task for task in run["tasks"]}
+    nodes: list[dict[str, Any]] = []
     for spec in graph.get("nodes", ()):
-        task = tasks.pop(spec["id"], None)
+        task = tasks.pop(spec["id"], None) or {}
         nodes.append(
-            GraphNode(
-                id=spec["id"],
-                task=spec["task"],
-                state=task.state if task else PENDING,
-                cached=task.cached if task else False,
-                duration=task.duration if task else None,
-                map_index=spec.get("map_index"),
-                parent_node=task.parent_node if task else None,
-                tags=list(spec.get("tags") or ()),
-            )
+            {
+                "id": spec["id"],
+                "task": spec["task"],
+                "state": task.get("state", PENDING),
+                "cached": bool(task.get("cached")),
+                "duration": task.get("duration"),
+                "map_index": spec.get("map_index"),
+                "parent_node": task.get("parent_node"),
+                "tags": spec.get("tags") or [],
+            }
         )
-    edges = [GraphEdge(**edge) for edge in graph.get("edges", ())]
+    edges = list(graph.get("edges", ()))
     for task in tasks.values():  # created at run time by an expander
         nodes.append(
-            GraphNode(
-                id=task.node,
-                task=task.task,
-                state=task.state,
-                cached=task.cached,
-                duration=task.duration,
-                map_index=task.map_index,
-                parent_node=task.parent_node,
-                tags=[],
-            )
+            {
+                "id": task["node"],
+                "task": task["task"],
+                "state": task["state"],
+                "cached": bool(task["cached"]),
+                "duration": task["duration"],
+                "map_index": task["map_index"],
+                "parent_node": task["parent_node"],
+                "tags": [],
+            }
         )
-        if task.parent_node is not None:
-            edges.append(GraphEdge(source=task.parent_node, target=task.node, args=[]))
-    return RunGraph(
-        run_id=run.run_id,
-        pipeline=run.pipeline,
-        version_hash=run.version_hash,
-        nodes=nodes,
-        edges=edges,
-        output=list(graph.get("output", ())),
+        if task["parent_node"] is not None:
+            edges.append({"source": task["parent_node"], "target": task["node"], "args": []})
+    return RunGraph.model_validate(
+        {
+            "run_id": run["run_id"],
+            "pipeline": run["pipeline"],
+            "version_hash": run["version_hash"],
+            "nodes": nodes,
+            "edges": edges,
+            "output": list(graph.get("output", ())),
+        }
     )
 
 

@@ -49,8 +49,8 @@ _RUN_COLUMNS = (
     RunRow.params,
 )
 _TASK_COLUMNS = (
-    TaskRunRow.node_id,
-    TaskRunRow.task_name,
+    TaskRunRow.node_id.label("node"),
+    TaskRunRow.task_name.label("task"),
     TaskRunRow.state,
     TaskRunRow.cached,
     TaskRunRow.attempts,
@@ -142,7 +142,8 @@ def tagged_versions(conn: Connection, tag: str) -> list[int]:
 
 
 def run(conn: Connection, run_id: str) -> dict[str, Any]:
-    """One run's summary and its other columns, its task runs' light columns under ``tasks``.
+    """One run's summary and other columns; under ``tasks``, its task runs' light columns
+    (``node``, ``task``, state, timings, error, note...) in creation order.
 
     Raises:
         NotFound: no run matches ``run_id`` (or its unique prefix).

@@ -9,7 +9,7 @@ from query_flows import Stores, fails, other, retrain
 
 import glasspane
 from glasspane import queries
-from glasspane.errors import NotFound
+from glasspane.errors import InvalidArgument, NotFound
 
 
 def test_pages_walk_every_run_once_newest_first_and_stay_put_while_runs_start(
@@ -69,13 +69,17 @@ def test_filters_by_pipeline_state_trigger_time_and_tag(stores: Stores) -> None:
 
 
 def test_bad_arguments_say_what_to_pass(stores: Stores) -> None:
-    with pytest.raises(ValueError, match="is not one a page of runs returned; pass `next_cursor`"):
+    with pytest.raises(
+        InvalidArgument, match="is not one a page of runs returned; pass `next_cursor`"
+    ):
         queries.list_runs(stores.metadata, cursor="garbage!")
-    with pytest.raises(ValueError, match="unknown run state `done`; use one of pending,"):
+    with pytest.raises(
+        InvalidArgument, match="unknown run state `done`; use one of .*pending, running"
+    ):
         queries.list_runs(stores.metadata, state="done")
-    with pytest.raises(ValueError, match="a page holds 1 to 500 runs, not 0"):
+    with pytest.raises(InvalidArgument, match="a page holds 1 to 500 runs, not 0"):
         queries.list_runs(stores.metadata, limit=0)
-    with pytest.raises(ValueError, match="`since` must be timezone-aware"):
+    with pytest.raises(InvalidArgument, match="`since` must be timezone-aware"):
         queries.list_runs(stores.metadata, since=datetime(2026, 1, 1))
     with pytest.raises(NotFound, match="no run `nosuchrun`"):
         queries.get_run(stores.metadata, "nosuchrun")
