@@ -27,7 +27,10 @@ selectable with ``--only`` / ``--skip``:
   bench_skew.py);
 - ``expand``: ``task.map(expand(ref))`` over ``--expand`` no-op elements against a static
   map of the same size and raw Dask futures on one cluster, and the fully cached expansion
-  (which must not start a cluster; see bench_expand.py).
+  (which must not start a cluster; see bench_expand.py);
+- ``queries``: the UI's reads on a SQLite store holding ``--query-runs`` runs and one real
+  run of ``--query-nodes`` tasks: the first page of runs (filtered or not), a page by cursor,
+  the big run's detail and its graph (see bench_queries.py).
 
 It prints the machine and one markdown table per section, each figure beside the issue's
 target where there is one. See docs/performance.md for what each figure means.
@@ -58,7 +61,7 @@ from typing import Any
 
 SECTIONS = (
     "chain", "fan", "wide", "skew", "expand",
-    "cold", "import", "cached", "compile", "rss", "growth",
+    "cold", "import", "cached", "compile", "rss", "growth", "queries",
 )  # fmt: skip
 GIB = 1024**3
 MIB = 1024**2
@@ -750,6 +753,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="skewed maps KIND:N (skew, tail, newslow), comma-separated",
     )
     parser.add_argument("--expand", type=int, default=5000, help="elements of the expand map")
+    parser.add_argument("--query-runs", type=int, default=10_000, help="runs the queries read")
+    parser.add_argument("--query-nodes", type=int, default=5000, help="tasks of the big run")
     parser.add_argument("--slow", type=float, default=0.5, help="seconds of a slow element")
     parser.add_argument(
         "--warm-runs", type=int, default=3, help="runs before the skewed maps' later runs"
@@ -769,6 +774,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.rss_fan, args.growth_runs = 500, 5
         args.skew, args.slow, args.warm_runs = "skew:40,tail:200,newslow:40", 0.2, 2
         args.expand = 200
+        args.query_runs, args.query_nodes = 500, 300
     chosen = {s.strip() for s in args.only.split(",") if s.strip()}
     chosen -= {s.strip() for s in args.skip.split(",") if s.strip()}
     unknown = chosen - set(SECTIONS)
@@ -840,6 +846,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"interleaved rounds after one warm-up; {args.workers} dask workers x 1 thread)\n"
             )
             print_table(["workload", "median (range)", "target", "met"], expand_rows)
+        if "queries" in args.sections:
+            from bench_queries import bench as bench_queries
+
+            print("queries ...", file=sys.stderr, flush=True)
+            query_rows = bench_queries(args.query_runs, args.query_nodes, args.repeat, homes)
+            print(
+                f"\n### Queries on SQLite (median of {args.repeat} after one warm-up; "
+                f"{args.query_runs} runs and one of {args.query_nodes} tasks)\n"
+            )
+            print_table(["query", "median (range)", "target", "met"], query_rows)
         steps: list[tuple[str, Callable[[], list[list[str]]]]] = [
             ("cold", lambda: bench_cold(args, homes)),
             ("import", lambda: bench_import(args, homes)),
