@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 # Run and task-run states. Terminal states are never left once entered.
+#: a run launched in a child process (``Workspace.launch``) that has not taken it over yet
+QUEUED = "queued"
 PENDING = "pending"
 RUNNING = "running"
 RETRYING = "retrying"
@@ -17,6 +19,7 @@ CRASHED = "crashed"
 TIMED_OUT = "timed_out"
 
 STATES = (
+    QUEUED,
     PENDING,
     RUNNING,
     RETRYING,

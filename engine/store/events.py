@@ -23,63 +23,20 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Insert, bindparam, insert, literal, select, update
+from sqlalchemy import Connection, bindparam, insert, literal, select, update
 
 from ..errors import InvalidArgument, NotFound
 from ..types import RETRYING, RUNNING, TERMINAL_STATES
-from .models import ArtifactRow, AttemptRow, LineageEdgeRow, MetricRow, RunRow, TaskRunRow
+from .artifact_rows import ArtifactRows, chunks
+from .columns import attempt_text, insert_id, tail, utc
+from .models import AttemptRow, LineageEdgeRow, MetricRow, RunRow, TaskRunRow
 
-EVENT_KINDS = ("task_started", "attempt_finished", "task_finished", "task_skipped")
-TEXT_LIMIT = 64 * 1024
-# Comfortably below SQLite's bound-parameter limit for IN (...) lists.
-CHUNK = 500
-
-
-def utc(ts: float | None) -> datetime | None:
-    """An epoch timestamp from ``time.time()`` as an aware UTC datetime."""
-    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
-
-
-def tail(text: str | None, limit: int = TEXT_LIMIT) -> str | None:
-    """The last ``limit`` bytes (UTF-8) of ``text``, marked when something was cut."""
-    if text is None or len(text) * 4 <= limit:
-        return text
-    data = text.encode("utf-8", errors="replace")
-    if len(data) <= limit:
-        return text
-    marker = f"[... {len(data) - limit} bytes truncated ...]\n"
-    kept = data[len(data) - limit + len(marker.encode()) :]
-    return marker + kept.decode("utf-8", errors="ignore")
-
-
-def attempt_text(event: dict[str, Any], prefix: str) -> dict[str, str | None]:
-    """The captured text of one attempt, as ``attempts`` columns.
-
-    An ``attempt_finished`` event carries its attempt's ``stdout``, ``stderr`` and ``log_tail``
-    (``prefix=""``); a ``task_finished`` event carries the task run's text under those names
-    and the final attempt's own as ``attempt_stdout``... (``prefix="attempt_"``). Both carry
-    the attempt's ``traceback``. A missing field (an older worker) is NULL.
-    """
-    columns = {name: tail(event.get(prefix + name)) for name in ("stdout", "stderr", "log_tail")}
-    columns["traceback"] = tail(event.get("traceback"))
-    return columns
-
-
-def insert_id(conn: Connection, statement: Insert, row: dict[str, Any] | None = None) -> int:
-    """Insert one row (``row``, or the statement's own values); return the id it was given."""
-    key = conn.execute(statement, row).inserted_primary_key
-    if key is None or key[0] is None:
-        raise RuntimeError(f"the database returned no id for a row of {statement.table}")
-    return int(key[0])
-
-
-def chunks(items: list[Any]) -> Iterable[list[Any]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
+EVENT_KINDS = (
+    "task_started", "attempt_finished", "task_finished", "task_skipped",
+    "metric_logged", "param_logged", "output_logged",
+)  # fmt: skip
 
 
 def check_events(events: list[dict[str, Any]]) -> None:
@@ -106,7 +63,6 @@ def check_events(events: list[dict[str, Any]]) -> None:
 # or INSERT are the keys of the parameter dict it runs with.
 _task_runs = TaskRunRow.__table__.c
 _attempts = AttemptRow.__table__.c
-_artifacts = ArtifactRow.__table__.c
 INSERT_TASK_RUN = insert(TaskRunRow)
 UPDATE_TASK_RUN = update(TaskRunRow).where(
     _task_runs.id == bindparam("_id"), _task_runs.state.not_in(TERMINAL_STATES)
@@ -118,15 +74,11 @@ FINAL_TASK_RUN = update(TaskRunRow).where(
 )
 INSERT_ATTEMPT = insert(AttemptRow)
 UPDATE_ATTEMPT = update(AttemptRow).where(_attempts.id == bindparam("_id"))
-INSERT_ARTIFACT = insert(ArtifactRow)
-COMPLETE_ARTIFACT = update(ArtifactRow).where(
-    _artifacts.id == bindparam("_id"), _artifacts.uri.is_(None)
-)
 INSERT_EDGES = insert(LineageEdgeRow)
 INSERT_METRICS = insert(MetricRow)
 
 
-class EventWriter:
+class EventWriter(ArtifactRows):
     """Writes one batch of events for one run on a connection inside a write transaction.
 
     The task runs (of the events' nodes and of their inputs' source nodes), attempts and
@@ -213,40 +165,6 @@ class EventWriter:
             for row in rows:
                 self.attempt_ids[(row.task_run_id, row.attempt)] = row.id
         self._prefetch_artifacts(events)
-
-    def _prefetch_artifacts(self, events: list[dict[str, Any]]) -> None:
-        """Look up the batch's artifacts and insert the missing ones, in a few statements."""
-        infos: dict[str, dict[str, Any]] = {}
-        for event in events:
-            if event["kind"] != "task_finished":
-                continue
-            known = self.task_runs.get(event["node"])
-            if known is not None and known[1] in TERMINAL_STATES:
-                continue  # dropped whole by the compare-and-set
-            for item in [*(event.get("inputs") or ()), *(event.get("outputs") or ())]:
-                infos.setdefault(item["artifact"]["content_hash"], item["artifact"])
-        self._select_artifacts(list(infos))
-        # Sorted, so concurrent writers lock new keys in one order (PostgreSQL takes a lock on
-        # each inserted unique key until commit; crossing orders would deadlock).
-        missing = [
-            infos[content_hash]
-            for content_hash in sorted(infos)
-            if content_hash not in self.artifacts
-        ]
-        if missing:
-            created = datetime.now(timezone.utc)
-            self.conn.execute(INSERT_ARTIFACT, [artifact_row(info, created) for info in missing])
-            self._select_artifacts([info["content_hash"] for info in missing])
-
-    def _select_artifacts(self, hashes: list[str]) -> None:
-        for part in chunks(hashes):
-            rows = self.conn.execute(
-                select(_artifacts.id, _artifacts.content_hash, _artifacts.uri).where(
-                    _artifacts.content_hash.in_(part)
-                )
-            )
-            for row in rows:
-                self.artifacts[row.content_hash] = (row.id, row.uri is not None)
 
     # ---- task runs ---------------------------------------------------------------------------
 
@@ -382,32 +300,48 @@ class EventWriter:
                         "source_task_run_id": None if source is None else source[0],
                     }
                 )
+        # metrics and params arrive as their own events; a task_finished of an older worker
+        # may still carry them
         for metric in event.get("metrics") or ():
-            self.metrics.append(
-                {
-                    "run_id": self.run_id,
-                    "task_run_id": task_run_id,
-                    "kind": "metric",
-                    "key": metric["key"],
-                    "value": metric["value"],
-                    "value_json": None,
-                    "step": metric.get("step"),
-                    "ts": utc(metric.get("ts", ended)),
-                }
-            )
+            self._metric(task_run_id, "metric", metric, metric.get("ts", ended))
         for param in event.get("params") or ():
-            self.metrics.append(
-                {
-                    "run_id": self.run_id,
-                    "task_run_id": task_run_id,
-                    "kind": "param",
-                    "key": param["key"],
-                    "value": None,
-                    "value_json": param["value"],
-                    "step": None,
-                    "ts": utc(ended),
-                }
-            )
+            self._metric(task_run_id, "param", param, ended)
+
+    def _metric(self, task_run_id: int, kind: str, item: dict[str, Any], ts: float) -> None:
+        metric = kind == "metric"
+        self.metrics.append(
+            {
+                "run_id": self.run_id,
+                "task_run_id": task_run_id,
+                "kind": kind,
+                "key": item["key"],
+                "value": item["value"] if metric else None,
+                "value_json": None if metric else item["value"],
+                "step": item.get("step") if metric else None,
+                "ts": utc(ts),
+            }
+        )
+
+    def _live_task_run(self, event: dict[str, Any]) -> int | None:
+        """The task run an event of a running task belongs to; None once it is terminal."""
+        if event["node"] not in self.task_runs:
+            self._insert_task_run(event, RUNNING)
+        task_run_id, state = self.task_runs[event["node"]]
+        return None if state in TERMINAL_STATES else task_run_id
+
+    def _metric_logged(self, event: dict[str, Any]) -> None:
+        task_run_id = self._live_task_run(event)
+        if task_run_id is not None:
+            self._metric(task_run_id, "metric", event, event["ts"])
+
+    def _param_logged(self, event: dict[str, Any]) -> None:
+        task_run_id = self._live_task_run(event)
+        if task_run_id is not None:
+            self._metric(task_run_id, "param", event, event["ts"])
+
+    def _output_logged(self, event: dict[str, Any]) -> None:
+        """Streamed output lives in the run's event log; the task run keeps the tail of all
+        of it when it finishes."""
 
     def _close_last_attempt(self, task_run_id: int, event: dict[str, Any]) -> None:
         """The final attempt ends with its task run: workers send no separate event for it."""
@@ -437,39 +371,6 @@ class EventWriter:
             self._insert_task_run(event, event["state"], **values)
         else:
             self._update_task_run(event["node"], event["state"], **values)
-
-    # ---- artifacts ---------------------------------------------------------------------------
-
-    def _artifact_id(self, info: dict[str, Any]) -> int:
-        """The id of the artifact ``info`` describes, completing its row with a new ``uri``."""
-        content_hash = info["content_hash"]
-        if content_hash not in self.artifacts:  # not prefetched: its task run looked terminal
-            self._select_artifacts([content_hash])
-        if content_hash not in self.artifacts:
-            self.conn.execute(INSERT_ARTIFACT, artifact_row(info, datetime.now(timezone.utc)))
-            self._select_artifacts([content_hash])
-        artifact_id, has_uri = self.artifacts[content_hash]
-        if not has_uri and info.get("uri"):
-            # The value was first kept in memory only; now it has been written somewhere.
-            row = artifact_row(info, None)
-            completion = {key: row[key] for key in ("uri", "digest", "materializer", "size")}
-            self.conn.execute(COMPLETE_ARTIFACT, {"_id": artifact_id, **completion})
-            self.artifacts[content_hash] = (artifact_id, True)
-        return artifact_id
-
-
-def artifact_row(info: dict[str, Any], created_at: datetime | None) -> dict[str, Any]:
-    """The ``artifacts`` row of an :meth:`ArtifactInfo.to_dict` dict."""
-    return {
-        "content_hash": info["content_hash"],
-        "uri": info.get("uri"),
-        "digest": info.get("digest"),
-        "type_name": info.get("type_name") or "object",
-        "materializer": info.get("materializer"),
-        "size": int(info.get("size") or 0),
-        "preview": info.get("preview"),
-        "created_at": created_at,
-    }
 
 
 def require_run(conn: Connection, run_id: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from ..errors import InvalidArgument, NotFound
-from ..types import CRASHED, PENDING, RUNNING, TERMINAL_STATES
+from ..types import CRASHED, PENDING, QUEUED, RUNNING, TERMINAL_STATES
 from .events import insert_id, require_run, tail
 from .models import AttemptRow, PipelineRow, PipelineVersionRow, RunRow, TaskRunRow
 
@@ -140,7 +140,7 @@ def mark_crashed(conn: Connection, stale_after: float) -> list[str]:
         conn.execute(
             select(RunRow.id)
             .where(
-                RunRow.state.in_((PENDING, RUNNING)),
+                RunRow.state.in_((QUEUED, PENDING, RUNNING)),
                 func.coalesce(RunRow.heartbeat_at, RunRow.created_at)
                 < at - timedelta(seconds=stale_after),
             )
@@ -159,7 +159,7 @@ def mark_crashed(conn: Connection, stale_after: float) -> list[str]:
         # Compare-and-set again: on PostgreSQL the driver may have finished meanwhile.
         changed = conn.execute(
             update(RunRow)
-            .where(RunRow.id == run_id, RunRow.state.in_((PENDING, RUNNING)))
+            .where(RunRow.id == run_id, RunRow.state.in_((QUEUED, PENDING, RUNNING)))
             .values(state=CRASHED, ended_at=at, error=error)
         ).rowcount
         if not changed:

@@ -31,10 +31,10 @@ from ..errors import GlasspaneError, InvalidArgument
 from ..types import STATES, ArtifactInfo
 from . import lifecycle, queries
 from .engines import describe, mask_url, open_engines, open_error
-from .events import EventWriter, check_events, require_run
 from .lineage import LineageWalk
 from .migrate import current_revision, missing_database, require_file, upgrade
 from .models import RUN_ID_LENGTH
+from .run_control import RunControl
 
 T = TypeVar("T")
 
@@ -56,7 +56,7 @@ def _lost_a_race(exc: DBAPIError) -> bool:
     return code in _RETRYABLE_SQLSTATES
 
 
-class MetadataStore:
+class MetadataStore(RunControl):
     """Runs, task runs, artifacts, lineage and metrics in a SQL database.
 
     Args:
@@ -227,27 +227,6 @@ class MetadataStore:
             :meth:`mark_crashed`) or unknown: the driver should stop.
         """
         return self._write(lambda conn: lifecycle.heartbeat(conn, run_id))
-
-    def record_events(self, run_id: str, events: list[dict]) -> None:
-        """Apply a batch of task events of one run in ONE transaction.
-
-        Event kinds: ``task_started``, ``attempt_finished``, ``task_finished`` and
-        ``task_skipped`` (fields in :mod:`.events`). Task runs in a terminal state are left as
-        they are, and their events dropped.
-
-        Raises:
-            InvalidArgument: an event has an unknown kind (nothing is written).
-            NotFound: the run does not exist.
-        """
-        if not events:
-            return
-        check_events(events)
-
-        def work(conn: Connection) -> None:
-            require_run(conn, run_id)
-            EventWriter(conn, run_id).apply(events)
-
-        self._write(work)
 
     def mark_crashed(self, *, stale_after: float) -> list[str]:
         """Sweep runs whose driver stopped heartbeating to ``crashed``.

@@ -115,8 +115,9 @@ class RunRow(Base):
     __tablename__ = "runs"
 
     id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH), primary_key=True)
-    pipeline_id: Mapped[int] = mapped_column(ForeignKey("pipelines.id"))
-    version_id: Mapped[int] = mapped_column(ForeignKey("pipeline_versions.id"))
+    pipeline_id: Mapped[int | None] = mapped_column(ForeignKey("pipelines.id"))
+    #: NULL while the run is ``queued``: launched, its process not yet started
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("pipeline_versions.id"))
     pipeline_name: Mapped[str] = mapped_column(String(255), index=True)
     pipeline_ref: Mapped[str | None] = mapped_column(String(1024))
     params: Mapped[Any] = mapped_column(JSONValue)
@@ -128,6 +129,8 @@ class RunRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: set by ``glasspane cancel``: the driver notices it at its next heartbeat
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
     output: Mapped[Any | None] = mapped_column(JSONValue)
 
@@ -241,3 +244,20 @@ class MetricRow(Base):
     value_json: Mapped[Any | None] = mapped_column(JSONValue)
     step: Mapped[int | None] = mapped_column(Integer)
     ts: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RunEventRow(Base):
+    """One event of a run (:mod:`glasspane.events`), in the order the driver recorded it.
+
+    ``payload`` is the event's :meth:`~glasspane.events.Event.to_dict`; ``follow`` reads a
+    run's events after a sequence number from here.
+    """
+
+    __tablename__ = "run_events"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    node: Mapped[str | None] = mapped_column(String(255))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    payload: Mapped[Any] = mapped_column(JSONValue)

@@ -143,7 +143,7 @@ def get_run(conn: Connection, run_id: str) -> dict[str, Any]:
     run_id = resolve_run_id(conn, run_id)
     run = conn.execute(
         select(RunRow, PipelineVersionRow.hash, PipelineVersionRow.graph_json)
-        .join(PipelineVersionRow, PipelineVersionRow.id == RunRow.version_id)
+        .outerjoin(PipelineVersionRow, PipelineVersionRow.id == RunRow.version_id)  # queued
         .where(RunRow.id == run_id)
     ).one()
     task_runs = conn.execute(

@@ -80,7 +80,7 @@ def test_runs_list_accepts_a_huge_limit(cli: Cli) -> None:
 def test_runs_list_state_must_be_a_known_state(cli: Cli) -> None:
     assert_usage_error(
         cli("runs", "list", "--state", "bogus"),
-        "argument --state: invalid choice: 'bogus' (choose from 'pending', 'running', "
+        "argument --state: invalid choice: 'bogus' (choose from 'queued', 'pending', 'running', "
         "'retrying', 'succeeded', 'failed', 'upstream_failed', 'cancelled', 'crashed', "
         "'timed_out'); see `glasspane runs list --help`",
     )

@@ -438,7 +438,9 @@ def test_terminal_run_state_is_never_overwritten(store: MetadataStore) -> None:
     assert (run["state"], run["error"], run["output"]) == ("succeeded", None, {"acc": 0.9})
     assert store.set_run_state("no-such-run", "running") is False
     assert store.heartbeat("no-such-run") is False
-    with pytest.raises(InvalidArgument, match=r"unknown run state `done`; use one of pending"):
+    with pytest.raises(
+        InvalidArgument, match=r"unknown run state `done`; use one of queued, pending"
+    ):
         store.set_run_state("run00001", "done")
 
 
@@ -996,5 +998,7 @@ def test_start_and_finish_in_one_batch_record_one_complete_attempt(
 def test_list_runs_takes_any_large_limit_and_only_known_states(store: MetadataStore) -> None:
     new_run(store, "run00001")
     assert [r["run_id"] for r in store.list_runs(limit=10**30)] == ["run00001"]
-    with pytest.raises(InvalidArgument, match=r"^unknown run state `bogus`; use one of pending, "):
+    with pytest.raises(
+        InvalidArgument, match=r"^unknown run state `bogus`; use one of queued, pending, "
+    ):
         store.list_runs(state="bogus")

@@ -26,7 +26,7 @@ from glasspane.store.models import Base
 
 TABLES = {
     "alembic_version", "pipelines", "pipeline_versions", "runs", "task_runs", "attempts",
-    "artifacts", "lineage_edges", "metrics",
+    "artifacts", "lineage_edges", "metrics", "run_events",
 }  # fmt: skip
 
 
@@ -97,8 +97,9 @@ def test_database_newer_than_glasspane(db_url: str) -> None:
         engine.dispose()
     with pytest.raises(ConfigError) as info:
         MetadataStore(db_url)
-    assert "is at schema revision `9999`, newer than this glasspane knows (head `0002`); " in str(
-        info.value
+    assert (
+        f"is at schema revision `9999`, newer than this glasspane knows (head `{HEAD}`); "
+        in str(info.value)
     )
     assert str(info.value).endswith(
         "upgrade glasspane or point GLASSPANE_DATABASE_URL at another database"

@@ -1,0 +1,82 @@
+"""The run event log (``run_events``): every typed event of a run, by sequence number; and
+the cancel request another process records for a run (``runs.cancel_requested_at``).
+
+The driver appends a run's events here in the same transaction that applies them to the
+task tables (:meth:`MetadataStore.record_events`), so what a follower reads is always
+what the tables say. Payloads are :meth:`glasspane.events.Event.to_dict` dicts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from ..types import TERMINAL_STATES
+from .models import RunEventRow, RunRow
+
+INSERT_EVENTS = insert(RunEventRow)
+
+
+def append(conn: Connection, run_id: str, payloads: list[dict[str, Any]]) -> None:
+    """Insert ``payloads`` (each with ``seq``, ``kind``, ``ts``) as events of ``run_id``."""
+    if not payloads:
+        return
+    rows = [
+        {
+            "run_id": run_id,
+            "seq": int(p["seq"]),
+            "kind": p["kind"],
+            "node": p.get("node"),
+            "ts": datetime.fromtimestamp(p["ts"], tz=timezone.utc),
+            "payload": p,
+        }
+        for p in payloads
+    ]
+    conn.execute(INSERT_EVENTS, rows)
+
+
+def read(conn: Connection, run_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+    """The payloads of ``run_id``'s events with ``seq > after``, oldest first, at most
+    ``limit``."""
+    rows = conn.execute(
+        select(RunEventRow.payload)
+        .where(RunEventRow.run_id == run_id, RunEventRow.seq > after)
+        .order_by(RunEventRow.seq)
+        .limit(limit)
+    )
+    return [row.payload for row in rows]
+
+
+def last_seq(conn: Connection, run_id: str) -> int:
+    """The sequence number of ``run_id``'s last recorded event (0 when it has none)."""
+    rows = conn.execute(
+        select(RunEventRow.seq)
+        .where(RunEventRow.run_id == run_id)
+        .order_by(RunEventRow.seq.desc())
+        .limit(1)
+    ).first()
+    return 0 if rows is None else int(rows[0])
+
+
+def run_state(conn: Connection, run_id: str) -> str | None:
+    """The state of run ``run_id`` (exact id); None when there is no such run."""
+    row = conn.execute(select(RunRow.state).where(RunRow.id == run_id)).first()
+    return None if row is None else str(row[0])
+
+
+def request_cancel(conn: Connection, run_id: str) -> bool:
+    """Record a cancel request for run ``run_id`` (exact id); False when it is already over."""
+    statement = (
+        update(RunRow)
+        .where(RunRow.id == run_id, RunRow.state.not_in(TERMINAL_STATES))
+        .values(cancel_requested_at=datetime.now(timezone.utc))
+    )
+    return conn.execute(statement).rowcount == 1
+
+
+def cancel_requested(conn: Connection, run_id: str) -> bool:
+    """Whether someone asked to cancel run ``run_id``."""
+    row = conn.execute(select(RunRow.cancel_requested_at).where(RunRow.id == run_id)).first()
+    return row is not None and row[0] is not None

@@ -1,0 +1,67 @@
+"""Queued runs: a run launched in a child process is recorded before the child starts.
+
+``Workspace.launch`` records the run as ``queued`` (no pipeline version yet: the launching
+process never imports the user's code); the child takes it over when it starts the run
+(:func:`take_over`), and a child that exits first leaves it to :func:`launch_failed`, which
+records it ``crashed`` with the reason. The crash sweep also ends queued runs whose launcher
+is gone (no heartbeat: ``created_at`` is their last sign of life).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, update
+
+from ..errors import InvalidArgument
+from ..types import CRASHED, QUEUED
+from .columns import tail
+from .models import RunRow
+
+
+def queue_run(
+    conn: Connection,
+    *,
+    run_id: str,
+    pipeline_name: str,
+    pipeline_ref: str,
+    params: dict[str, Any],
+    trigger: str,
+    executor: str | None,
+) -> None:
+    """Insert run ``run_id`` in state ``queued``."""
+    try:
+        conn.execute(
+            insert(RunRow).values(
+                id=run_id,
+                pipeline_name=pipeline_name,
+                version_id=None,
+                pipeline_ref=pipeline_ref,
+                params=params,
+                state=QUEUED,
+                trigger=trigger,
+                executor=executor or "",
+                created_at=datetime.now(timezone.utc),
+            )
+        )
+    except Exception as exc:  # an IntegrityError: the id is taken
+        raise InvalidArgument(f"run id `{run_id}` is already used; launch with a new id") from exc
+
+
+def take_over(conn: Connection, run_id: str) -> bool:
+    """Remove the queued row of ``run_id`` so the starting run can be created under its id;
+    False when there is none (the run was not launched, or was already ended as crashed)."""
+    removed = conn.execute(delete(RunRow).where(RunRow.id == run_id, RunRow.state == QUEUED))
+    return removed.rowcount == 1
+
+
+def launch_failed(conn: Connection, run_id: str, error: str) -> bool:
+    """Record a queued run whose process exited before starting it as ``crashed``."""
+    now = datetime.now(timezone.utc)
+    changed = conn.execute(
+        update(RunRow)
+        .where(RunRow.id == run_id, RunRow.state == QUEUED)
+        .values(state=CRASHED, error=tail(error), ended_at=now)
+    )
+    return changed.rowcount == 1
