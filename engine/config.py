@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     #: a running run whose heartbeat is older than this is swept as crashed; well above
     #: cluster start-up plus several heartbeat intervals, so a live run is never swept
     crash_after: float = 120.0
+    #: a listener that raises fails the run (instead of being logged and dropped)
+    strict_listeners: bool = False
 
     #: field -> where its value came from, for messages (see :meth:`source`)
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)

@@ -18,6 +18,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..events import Event, RunStarted, TaskFinished, TaskSkipped, TaskStarted
+
 #: lines of a traceback shown under a table; `glasspane logs` shows all of it
 TRACEBACK_LINES = 30
 #: failed tasks whose tracebacks are shown under a table
@@ -41,7 +43,7 @@ def state_text(state: str) -> Text:
 
 
 class LiveProgress:
-    """A one-line live status of a run, fed by the run loop's events."""
+    """A one-line live status of a run: a listener of the run's events."""
 
     def __init__(self, console: Console, pipeline: str) -> None:
         self.console = console
@@ -62,21 +64,22 @@ class LiveProgress:
     def __exit__(self, *exc: Any) -> None:
         self._live.__exit__(*exc)
 
-    def __call__(self, event: dict[str, Any]) -> None:
+    def on_event(self, event: Event) -> None:
         with self._lock:
-            kind = event.get("kind")
-            if kind == "run_started":
-                self.run_id, self.total = event["run_id"], event["nodes"]
-            elif kind == "task_started":
-                self.running[event["node"]] = event["attempt"]
-            elif kind in ("task_finished", "task_skipped"):
-                self.running.pop(event["node"], None)
-                if event.get("parent") is None:
+            if isinstance(event, RunStarted):
+                self.run_id, self.total = event.run_id, event.nodes
+            elif isinstance(event, TaskStarted):
+                self.running[event.node] = event.attempt
+            elif isinstance(event, (TaskFinished, TaskSkipped)):
+                self.running.pop(event.node, None)
+                if isinstance(event, TaskSkipped) or event.parent is None:
                     self.done += 1
-                if event.get("cached"):
+                if isinstance(event, TaskFinished) and event.cached:
                     self.cached += 1
-                if event["state"] != "succeeded":
+                if event.state != "succeeded":
                     self.failed += 1
+            else:
+                return
             self._live.update(self._render())
 
     def _render(self) -> Text:

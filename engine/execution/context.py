@@ -15,16 +15,20 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..errors import GlasspaneError
+from ..events import OUTPUT_LIMIT, wire
 
 LOG_TAIL_LINES = 200
 _LOGGER_NAME = "glasspane.task"
+#: seconds between two batches of a running task's output (OutputLogged events)
+STREAM_INTERVAL = 0.25
 
 
-@dataclass
+@dataclass(eq=False)
 class TaskContext:
     """Where a task attempt is running.
 
@@ -33,6 +37,10 @@ class TaskContext:
         node_id: id of the node (``train[0]``).
         task: the task's name.
         attempt: 1 for the first attempt, 2 for the first retry, ...
+
+    Metrics and params the task logs, and its output in batches (at most every
+    ``STREAM_INTERVAL`` seconds, up to ``OUTPUT_LIMIT`` bytes per task), are reported through
+    ``emit`` while it runs.
     """
 
     run_id: str
@@ -40,18 +48,107 @@ class TaskContext:
     task: str
     attempt: int = 1
     tee: bool = False
+    emit: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)
     stdout: io.StringIO = field(default_factory=io.StringIO, repr=False)
     stderr: io.StringIO = field(default_factory=io.StringIO, repr=False)
     log_lines: list[str] = field(default_factory=list, repr=False)
-    metrics: list[dict[str, Any]] = field(default_factory=list, repr=False)
-    params: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    _pending: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    _streamed: int = field(default=0, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self) -> Captured:
-        """What the attempt wrote so far (output and log lines), cleared for the next one."""
+        """What the attempt wrote so far (output and log lines), cleared for the next one.
+
+        What is still waiting to be streamed is sent first, so it precedes the attempt's end.
+        """
+        self.flush_output()
         text = Captured(self.stdout.getvalue(), self.stderr.getvalue(), log_tail(self))
         self.stdout, self.stderr = io.StringIO(), io.StringIO()
         self.log_lines = []
         return text
+
+    def write(self, stream: str, text: str) -> None:
+        """Capture ``text`` written to ``stream`` (``stdout``, ``stderr``, ``log``)."""
+        if stream == "log":
+            self.log_lines.append(text)
+            if len(self.log_lines) > 2 * LOG_TAIL_LINES:
+                del self.log_lines[:-LOG_TAIL_LINES]
+            text += "\n"
+        else:
+            getattr(self, stream).write(text)
+        if self.emit is None or self._streamed >= OUTPUT_LIMIT:
+            return
+        with self._lock:
+            self._pending.append((stream, text))
+        _streamer.watch(self)
+
+    def flush_output(self) -> None:
+        """Report the output captured since the last batch, one event per stream run."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            if not pending or self.emit is None:
+                return
+            runs: list[tuple[str, list[str]]] = []
+            for stream, text in pending:
+                if runs and runs[-1][0] == stream:
+                    runs[-1][1].append(text)
+                else:
+                    runs.append((stream, [text]))
+            for stream, parts in runs:
+                if self._streamed >= OUTPUT_LIMIT:
+                    return
+                text = "".join(parts)
+                size = len(text.encode("utf-8", errors="replace"))
+                truncated = self._streamed + size >= OUTPUT_LIMIT
+                if truncated:
+                    text = text.encode("utf-8", errors="replace")[
+                        : OUTPUT_LIMIT - self._streamed
+                    ].decode("utf-8", errors="ignore")
+                self._streamed += size
+                self.emit(
+                    wire(
+                        "output_logged", self.node_id, attempt=self.attempt, stream=stream,
+                        text=text, truncated=truncated,
+                    )
+                )  # fmt: skip
+
+
+class _Streamer:
+    """One thread per process that sends the running tasks' pending output in batches."""
+
+    def __init__(self) -> None:
+        self._live: set[TaskContext] = set()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, ctx: TaskContext) -> None:
+        with self._cond:
+            if ctx in self._live:
+                return
+            self._live.add(ctx)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="glasspane-output", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._live:
+                    self._cond.wait()
+            time.sleep(STREAM_INTERVAL)
+            with self._cond:
+                live, self._live = self._live, set()
+            for ctx in live:
+                try:
+                    ctx.flush_output()
+                except Exception:  # noqa: BLE001 - a closing worker: the task's tail is kept
+                    pass
+
+
+_streamer = _Streamer()
 
 
 @dataclass(frozen=True)
@@ -116,7 +213,9 @@ def log_metric(key: str, value: float, step: int | None = None) -> None:
             f"log_metric(`{key}`) in task `{ctx.task}` needs a number, got "
             f"{type(value).__name__}; use log_param for other values"
         ) from None
-    ctx.metrics.append({"key": str(key), "value": number, "step": step, "ts": time.time()})
+    if ctx.emit is not None:
+        step = None if step is None else int(step)
+        ctx.emit(wire("metric_logged", ctx.node_id, key=str(key), value=number, step=step))
 
 
 def log_param(key: str, value: Any) -> None:
@@ -124,7 +223,8 @@ def log_param(key: str, value: Any) -> None:
     ctx = _current.get()
     if ctx is None:
         return
-    ctx.params.append({"key": str(key), "value": _jsonable(value)})
+    if ctx.emit is not None:
+        ctx.emit(wire("param_logged", ctx.node_id, key=str(key), value=_jsonable(value)))
 
 
 def _jsonable(value: Any) -> Any:
@@ -154,7 +254,7 @@ class _StreamProxy(io.TextIOBase):
         ctx = _current.get()
         if ctx is None:
             return self._real.write(text)
-        getattr(ctx, self._which).write(text)
+        ctx.write(self._which, text)
         if ctx.tee:
             self._real.write(text)
         return len(text)
@@ -185,9 +285,7 @@ class _TaskLogHandler(logging.Handler):
             line = self.format(record)
         except Exception:  # a bad format string must not fail the task
             line = str(record.msg)
-        ctx.log_lines.append(line)
-        if len(ctx.log_lines) > 2 * LOG_TAIL_LINES:
-            del ctx.log_lines[:-LOG_TAIL_LINES]
+        ctx.write("log", line)
 
 
 _install_lock = threading.Lock()

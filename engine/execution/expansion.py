@@ -29,7 +29,8 @@ from ..hashing import content_hash
 from ..types import FAILED, SUCCEEDED, ArtifactInfo
 from .job import Emit, Job, NodeValue, Spawn, TaskFailed
 from .outcomes import cache_hit, input_record, task_started
-from .worker import fail, finished, memory_info, resolve, store_outputs
+from .outputs import memory_info, store_outputs
+from .worker import fail, finished, resolve
 
 
 def expansion_key(

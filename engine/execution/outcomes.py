@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..types import SUCCEEDED, ArtifactInfo
 
 if TYPE_CHECKING:
-    from .context import Captured, TaskContext
+    from .context import Captured
 
 #: captured text kept per task (the tail)
 TEXT_LIMIT = 64 * 1024
@@ -44,14 +44,13 @@ def task_finished(
     traceback: str | None = None,
     parent: str | None = None,
     map_index: int | None = None,
-    ctx: TaskContext | None = None,
     text: Captured | None = None,
     attempt_text: Captured | None = None,
 ) -> dict[str, Any]:
     """The ``task_finished`` event.
 
-    ``ctx`` adds the metrics and params the task logged; ``text`` the output and log lines of
-    all its attempts, ``attempt_text`` those of the final attempt alone.
+    ``text`` is the output and log lines of all its attempts, ``attempt_text`` those of the
+    final attempt alone (metrics and params went out as they were logged).
     """
     return {
         "kind": "task_finished",
@@ -76,8 +75,6 @@ def task_finished(
         "map_index": map_index,
         "inputs": list(inputs),
         "outputs": [{"name": str(i), "artifact": info.to_dict()} for i, info in enumerate(outputs)],
-        "metrics": list(ctx.metrics) if ctx else [],
-        "params": list(ctx.params) if ctx else [],
     }
 
 

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..artifacts import ArtifactStore
-from ..cache import cache_key, entry_is_fresh, template_digest
+from ..cache import cache_key, template_digest
 from ..dsl.tracing import Ref
 from ..graph import Graph, Node
 from ..types import ArtifactInfo
 from .expansion import cached_expansion, expansion_key
 from .job import Job, OutputKey
+from .lookup import cached_outputs
 from .outcomes import cache_hit, input_record
 from .resume import Reusable, decide
 from .worker import input_hashes
@@ -143,10 +144,9 @@ def _hash_of(resolved: Mapping[str, list[ArtifactInfo]], ref: Ref) -> str:
 
 
 def _cached(node: Node, key: str, store: ArtifactStore) -> list[ArtifactInfo] | None:
-    entry = store.read_key(key)
-    if entry is None or not entry_is_fresh(entry, node.task.options.cache_expiration):
+    infos = cached_outputs(store, key, node.task.options.cache_expiration)
+    if infos is None:
         return None
-    infos = [ArtifactInfo.from_dict(o) for o in entry.get("outputs", [])]
     if len(infos) != len(node.output_names) or not all(store.verify(i) for i in infos):
         return None  # the worker recomputes and records why
     return infos

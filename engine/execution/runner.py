@@ -9,16 +9,17 @@ process writes to the metadata store.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..artifacts import ArtifactStore
 from ..dsl.tracing import Ref, substitute
+from ..events import RunFinished, wire
 from ..graph import Graph
+from ..listeners import Dispatcher, Listener
 from ..store import MetadataStore
 from ..types import (
     CANCELLED,
@@ -28,126 +29,14 @@ from ..types import (
     UPSTREAM_FAILED,
     ArtifactInfo,
 )
-from .executors.base import Execution, Executor, drain
+from .executors.base import Execution, Executor
 from .fusion import assign_estimates
 from .job import Job
 from .outcomes import describe, task_finished
 from .planner import Plan, plan_run
+from .recording import Heartbeat, Recorder
 from .result import RunResult, TaskResult, jsonable
 from .resume import Reusable
-
-Progress = Callable[[dict[str, Any]], None]
-
-#: seconds the recorder collects events into one transaction (a transaction per event would
-#: cost more than the events' rows)
-BATCH_WINDOW = 0.02
-
-
-#: the task_finished fields the run loop reads after recording (see _settle and _result)
-_KEPT = (
-    "node", "task", "state", "cached", "attempts", "error", "started", "ended", "note",
-    "parent", "outputs",
-)  # fmt: skip
-
-
-class Recorder:
-    """Drains events from a queue into the metadata store in batches, on its own thread."""
-
-    def __init__(self, store: MetadataStore, run_id: str, progress: Progress | None) -> None:
-        self.store = store
-        self.run_id = run_id
-        self.progress = progress
-        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # event dicts; None stops
-        self.finished: dict[str, dict[str, Any]] = {}
-        self.attempts: dict[str, int] = {}
-        self.skipped: dict[str, dict[str, Any]] = {}
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="glasspane-recorder", daemon=True)
-        self._thread.start()
-
-    def emit(self, event: dict[str, Any]) -> None:
-        self.queue.put(event)
-
-    def _loop(self) -> None:
-        stop = False
-        while not stop:
-            batch = self._next_batch()
-            if None in batch:
-                stop = True
-            flushes = [e["done"] for e in batch if e is not None and e["kind"] == "_flush"]
-            batch = [e for e in batch if e is not None and e["kind"] != "_flush"]
-            for event in batch:
-                if event["kind"] == "task_finished":
-                    # only what the run's outcome needs: not inputs, captured text, metrics
-                    self.finished[event["node"]] = {k: event.get(k) for k in _KEPT}
-                elif event["kind"] == "task_started":
-                    self.attempts[event["node"]] = event["attempt"]
-                elif event["kind"] == "task_skipped":
-                    self.skipped[event["node"]] = event
-            if batch:
-                try:
-                    self.store.record_events(self.run_id, batch)
-                except Exception as exc:  # noqa: BLE001 - surfaced by close()
-                    self.error = exc
-            for done in flushes:
-                done.set()
-            if self.progress is not None and batch:
-                for event in batch:
-                    try:
-                        self.progress(event)
-                    except Exception:  # noqa: BLE001 - a display must not break a run
-                        pass
-
-    def _next_batch(self) -> list[Any]:
-        """Events for one transaction: what arrives within ``BATCH_WINDOW`` of the first.
-
-        A flush or stop request ends the window at once, so nobody waits on the window.
-        """
-        batch: list[Any] = [self.queue.get()]
-        deadline = time.monotonic() + BATCH_WINDOW
-        while batch[-1] is not None and batch[-1]["kind"] != "_flush":
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                batch.append(self.queue.get(timeout=left))
-            except queue.Empty:
-                break
-        return batch + drain(self.queue)
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-
-
-class Heartbeat:
-    """Touches the run's heartbeat; sets ``lost`` when the run was ended by someone else."""
-
-    def __init__(
-        self, store: MetadataStore, run_id: str, interval: float, on_lost: Callable[[], None]
-    ) -> None:
-        self._stop = threading.Event()
-        self.lost = False
-
-        def beat() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    alive = store.heartbeat(run_id)
-                except Exception:  # noqa: BLE001 - a transient DB error must not kill a run
-                    continue
-                if not alive:
-                    self.lost = True
-                    on_lost()
-                    return
-
-        self._thread = threading.Thread(target=beat, name="glasspane-heartbeat", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 def new_run_id() -> str:
@@ -165,7 +54,8 @@ def execute_run(
     trigger: str = "manual",
     resumed_from: str | None = None,
     reuse: Mapping[str, Reusable] | None = None,
-    progress: Progress | None = None,
+    listeners: Sequence[Listener] = (),
+    strict_listeners: bool = False,
     heartbeat_interval: float = 5.0,
     run_id: str | None = None,
     plan: Plan | None = None,
@@ -177,6 +67,10 @@ def execute_run(
     lets the caller look at what must execute before the run is recorded. On Ctrl-C or
     SIGTERM the run is recorded as cancelled, then the interrupt is re-raised unless
     ``raise_interrupt`` is false (the result, with state ``cancelled``, is returned).
+
+    ``listeners`` hear every event of the run (see :mod:`glasspane.listeners`); the call
+    returns once they have heard ``RunFinished``. With ``strict_listeners``, a listener that
+    raises fails the run.
     """
     run_id = run_id or new_run_id()
     version_id = store.ensure_pipeline_version(graph.pipeline, graph.version_hash, graph.to_json())
@@ -192,10 +86,17 @@ def execute_run(
         nodes=[(node.id, node.task.name) for node in graph],
     )
     store.set_run_state(run_id, RUNNING)
-    if progress is not None:
-        progress({"kind": "run_started", "run_id": run_id, "nodes": len(graph)})
+    began = time.time()
+    dispatcher = Dispatcher(run_id, listeners, strict_listeners)
+    recorder = Recorder(store, run_id, dispatcher)
+    recorder.emit(
+        wire(
+            "run_started", "", pipeline=graph.pipeline, version=graph.version_hash,
+            reference=pipeline_ref, params=jsonable(dict(params)), trigger=trigger,
+            executor=executor.name, resumed_from=resumed_from, nodes=len(graph),
+        )
+    )  # fmt: skip
     cancel = threading.Event()
-    recorder = Recorder(store, run_id, progress)
     heartbeat = Heartbeat(store, run_id, heartbeat_interval, cancel.set)
     execution = Execution()
     interrupted: BaseException | None = None
@@ -247,6 +148,9 @@ def execute_run(
         problem = problem or (
             f"the pipeline's output could not be loaded ({describe(exc)}); run it again"
         )
+    if strict_listeners:
+        dispatcher.drain()
+        problem = problem or dispatcher.failure
     if problem is not None and result.state != CANCELLED:
         result.state, result.error, result.output = FAILED, problem, None
     if heartbeat.lost:  # someone else ended the run (a crash sweep): report, never overwrite
@@ -256,6 +160,13 @@ def execute_run(
         store.set_run_state(
             run_id, result.state, error=result.error, output=jsonable(result.output)
         )
+    recorder.finish(
+        lambda seq: RunFinished(
+            run_id=run_id, seq=seq, state=result.state, error=result.error,
+            duration=round(time.time() - began, 6),
+        )
+    )  # fmt: skip
+    dispatcher.close()
     if interrupted is not None and raise_interrupt:
         raise interrupted
     return result
@@ -283,7 +194,7 @@ def plan_resolved(recorder: Recorder) -> dict[str, list[ArtifactInfo]]:
 
 def _settle(graph: Graph, recorder: Recorder, execution: Execution, cancelled: bool) -> None:
     """Give every node that reported no outcome its final state, driver-side."""
-    _drain_barrier(recorder)
+    recorder.barrier()
     failed: set[str] = set()
     for node in graph:
         event = recorder.finished.get(node.id)
@@ -329,14 +240,7 @@ def _settle(graph: Graph, recorder: Recorder, execution: Execution, cancelled: b
                 "error": error,
             }
         )
-    _drain_barrier(recorder)
-
-
-def _drain_barrier(recorder: Recorder) -> None:
-    """Wait until every event queued so far has been processed by the recorder thread."""
-    done = threading.Event()
-    recorder.queue.put({"kind": "_flush", "done": done})
-    done.wait(timeout=60)
+    recorder.barrier()
 
 
 def _result(

@@ -12,24 +12,22 @@ outcome from the events. It never touches the metadata database.
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import os
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from ..artifacts import ArtifactStore
-from ..cache import cache_key, entry_is_fresh, make_entry
+from ..cache import cache_key
 from ..dsl.tracing import Ref, find_refs, substitute
 from ..errors import ArtifactError, SerializationError, TaskError, TaskTimeout
-from ..hashing import content_hash
 from ..types import FAILED, SUCCEEDED, TIMED_OUT, ArtifactInfo
 from .context import Captured, TaskContext, reset_context, set_context
 from .imports import install as install_import_guard
 from .job import Emit, Job, NodeValue, Spawn, TaskFailed, unloadable_error
+from .lookup import cached_outputs
 from .outcomes import (
     attempt_finished,
     cache_hit,
@@ -38,6 +36,7 @@ from .outcomes import (
     task_finished,
     task_started,
 )
+from .outputs import store_outputs
 from .resume import decide, ran_note
 
 _stores: dict[str, ArtifactStore] = {}
@@ -88,18 +87,16 @@ def execute_job(
         else:
             emit(_hit(job, key, inputs, list(old.outputs), reason))
             return NodeValue(values, tuple(i.content_hash for i in old.outputs), old.outputs, key)
-    if opts.reads_cache:
-        entry = store.read_key(key)
-        if entry is not None and entry_is_fresh(entry, opts.cache_expiration):
-            infos = [ArtifactInfo.from_dict(o) for o in entry["outputs"]]
-            try:
-                values = tuple(store.get(info) for info in infos)
-            except ArtifactError as exc:
-                notes.append(f"cached output could not be used ({exc}); recomputed")
-            else:
-                note = f"cache hit; {reason}" if reason else None
-                emit(_hit(job, key, inputs, infos, "; ".join([*notes, note] if note else notes)))
-                return NodeValue(values, tuple(i.content_hash for i in infos), tuple(infos), key)
+    infos = cached_outputs(store, key, opts.cache_expiration) if opts.reads_cache else None
+    if infos is not None:
+        try:
+            values = tuple(store.get(info) for info in infos)
+        except ArtifactError as exc:
+            notes.append(f"cached output could not be used ({exc}); recomputed")
+        else:
+            note = f"cache hit; {reason}" if reason else None
+            emit(_hit(job, key, inputs, infos, "; ".join([*notes, note] if note else notes)))
+            return NodeValue(values, tuple(i.content_hash for i in infos), tuple(infos), key)
     if reason:
         notes.insert(0, ran_note(reason) or "")
     started = time.time()
@@ -143,7 +140,7 @@ def _run_attempts(
 ) -> NodeValue:
     opts = job.task.options
     attempts = opts.retries + 1
-    ctx = TaskContext(job.run_id, job.node_id, job.task.name, tee=job.tee)
+    ctx = TaskContext(job.run_id, job.node_id, job.task.name, tee=job.tee, emit=emit)
     text = Captured()  # every attempt's, for the task run; each attempt's goes with its event
     for attempt in range(1, attempts + 1):
         delay = opts.delay_before(attempt)
@@ -168,7 +165,7 @@ def _run_attempts(
             except (SerializationError, ArtifactError) as exc:
                 mine = ctx.take()
                 return fail(
-                    job, emit, FAILED, exc, key, attempt, started, inputs, note, ctx,
+                    job, emit, FAILED, exc, key, attempt, started, inputs, note,
                     (text + mine, mine),
                 )  # fmt: skip
             mine = ctx.take()
@@ -184,7 +181,6 @@ def _run_attempts(
                     inputs=inputs,
                     outputs=list(value.artifacts),
                     note=note,
-                    ctx=ctx,
                     text=text + mine,
                     attempt_text=mine,
                 )
@@ -193,7 +189,7 @@ def _run_attempts(
         mine = ctx.take()
         if attempt == attempts:
             return fail(
-                job, emit, state, error, key, attempt, started, inputs, note, ctx,
+                job, emit, state, error, key, attempt, started, inputs, note,
                 (text + mine, mine),
             )  # fmt: skip
         text = text + mine
@@ -268,56 +264,6 @@ def _split(job: Job, result: Any) -> tuple[Any, ...]:
     return values
 
 
-def store_outputs(
-    job: Job, values: tuple[Any, ...], store: ArtifactStore, key: str | None
-) -> NodeValue:
-    opts = job.task.options
-    if not opts.persist:  # kept in memory: it need not pickle, only its hash must be sound
-        hashes = tuple(_memory_hash(job, v) for v in values)
-        infos = tuple(memory_info(v, h) for v, h in zip(values, hashes))
-        return NodeValue(values, hashes, infos, key)
-    try:
-        hashes = tuple(content_hash(v) for v in values)
-    except SerializationError as exc:
-        bad = next(type(v).__name__ for v in values if not _hashable(v))
-        raise SerializationError(
-            f"task `{job.node_id}` returned `{bad}`, which cannot be hashed or serialized "
-            f"({exc}); return a picklable value, or register a materializer and a hasher for "
-            f"`{bad}` with glasspane.register_materializer / glasspane.register_hasher, or "
-            "keep it in memory with @task(persist=False)"
-        ) from exc
-    where = f"task `{job.node_id}`"
-    infos = tuple(store.put(v, content_hash=h, where=where) for v, h in zip(values, hashes))
-    if opts.reads_cache and key is not None:
-        store.write_key(key, make_entry(job.task.name, [i.to_dict() for i in infos]))
-    return NodeValue(values, hashes, infos, key)
-
-
-def _memory_hash(job: Job, value: Any) -> str:
-    """The content hash of a value kept in memory; one that cannot be hashed gets a hash of
-    its own, unique to this run, so no task reading it is ever a cache hit."""
-    try:
-        return content_hash(value)
-    except SerializationError:
-        unique = f"unhashable:{job.run_id}:{job.node_id}:{uuid.uuid4().hex}"
-        return hashlib.sha256(unique.encode()).hexdigest()
-
-
-def _hashable(value: Any) -> bool:
-    try:
-        content_hash(value)
-    except SerializationError:
-        return False
-    return True
-
-
-def memory_info(value: Any, digest: str) -> ArtifactInfo:
-    """The descriptor of a value that has no stored copy."""
-    from ..artifacts import preview, type_name
-
-    return ArtifactInfo(digest, None, None, type_name(value), None, 0, preview(value))
-
-
 def resolve(job: Job, deps: Mapping[str, NodeValue], store: ArtifactStore, ref: Ref) -> Any:
     """The value of ``ref`` for ``job``: from a dependency, or loaded from the store."""
     if ref.node in deps:
@@ -368,7 +314,6 @@ def fail(
     started: float,
     inputs: list[dict[str, Any]],
     note: str | None,
-    ctx: TaskContext | None = None,
     texts: tuple[Captured, Captured] | None = None,
 ) -> NodeValue:
     tb = user_traceback(error)
@@ -384,7 +329,6 @@ def fail(
             started=started,
             inputs=inputs,
             note=note,
-            ctx=ctx,
             error=message,
             traceback=tb,
             text=texts[0] if texts else None,

@@ -32,6 +32,7 @@ from .base import Execution
 from .dask_cluster import (
     ClusterWatch,
     check_address,
+    close_embedded,
     embedded_cluster,
     lock,
     resources_advice,
@@ -61,6 +62,7 @@ class DaskExecutor:
         self.connect_timeout = connect_timeout
         self.lost_after = lost_after
         self._client: Any = None
+        self._cluster: Any = None  # the embedded cluster this executor started, if any
         self._listening: Any = None  # the client whose event topic _dispatch receives
         self._routes: dict[str, Callable[[dict[str, Any]], None]] = {}
 
@@ -82,9 +84,12 @@ class DaskExecutor:
                         "`dask scheduler`, check the address, or run with --executor threads"
                     ) from None
             else:
-                cluster = embedded_cluster(self.n_workers)
+                if self._cluster is None or self._cluster.status.name in (
+                    "closed", "closing", "failed",
+                ):  # fmt: skip
+                    self._cluster = embedded_cluster(self.n_workers)
                 with short_logs():
-                    self._client = Client(cluster, set_as_default=False)
+                    self._client = Client(self._cluster, set_as_default=False)
         return self._client
 
     def prepare(self, jobs: Sequence[Job]) -> None:
@@ -246,9 +251,13 @@ class DaskExecutor:
         return reports
 
     def close(self) -> None:
+        """Close the client, and the embedded cluster when this executor started one."""
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self._cluster is not None:
+            close_embedded(self._cluster)
+            self._cluster = None
 
 
 class _Reports:

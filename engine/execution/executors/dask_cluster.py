@@ -54,27 +54,39 @@ def check_address(address: str) -> str:
 
 
 def embedded_cluster(n_workers: int) -> Any:
-    """The process's embedded LocalCluster, started on first use and reused."""
-    with lock:
-        cluster = _embedded.get(n_workers)
-        if cluster is None or cluster.status.name in ("closed", "closing", "failed"):
-            check_main_guard()
-            from distributed import LocalCluster
+    """A new embedded LocalCluster of ``n_workers`` worker processes, on loopback.
 
-            with short_logs():
-                cluster = LocalCluster(
-                    n_workers=n_workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address="127.0.0.1:0",  # loopback, a free port: never 0.0.0.0
-                    silence_logs=50,
-                    death_timeout=10,
-                    preload=[_IGNORE_SIGINT],
-                )
-            _embedded[n_workers] = cluster
+    Its owner (a :class:`~glasspane.execution.executors.dask.DaskExecutor`) closes it; any
+    still open when the interpreter exits are closed then.
+    """
+    check_main_guard()
+    from distributed import LocalCluster
+
+    with lock, short_logs():
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",  # loopback, a free port: never 0.0.0.0
+            silence_logs=50,
+            death_timeout=10,
+            preload=[_IGNORE_SIGINT],
+        )
+        if not _embedded:
             atexit.register(_close_embedded)
-        return cluster
+        _embedded[id(cluster)] = cluster
+    return cluster
+
+
+def close_embedded(cluster: Any) -> None:
+    """Close an embedded cluster (best effort) and forget it."""
+    with lock:
+        _embedded.pop(id(cluster), None)
+    try:
+        cluster.close(timeout=10)
+    except Exception:  # noqa: BLE001 - closing: nothing the caller can do
+        pass
 
 
 def short_logs() -> Any:

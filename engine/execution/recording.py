@@ -1,0 +1,166 @@
+"""The driver's record of a run: events in, sequenced, stored, then heard by listeners.
+
+Jobs report what they do as wire dicts (:func:`glasspane.events.wire`), from any thread or,
+on Dask, through the scheduler. The :class:`Recorder` takes them from one queue on its own
+thread, in batches (one write transaction per batch): it numbers each event, applies the
+batch to the task tables and appends the typed events to the run's event log in the same
+transaction, then hands them to the run's :class:`~glasspane.listeners.Dispatcher`. So
+listeners hear events in sequence order, after they are stored, and never on a task's
+thread. The :class:`Heartbeat` keeps the run marked alive.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..events import Event, from_wire
+from ..listeners import Dispatcher
+from ..store import MetadataStore, event_log
+from ..store.events import EVENT_KINDS
+from .executors.base import drain
+
+#: seconds the recorder collects events into one transaction (a transaction per event would
+#: cost more than the events' rows)
+BATCH_WINDOW = 0.02
+
+#: the task_finished fields the run loop reads after recording (see runner._settle, _result)
+_KEPT = (
+    "node", "task", "state", "cached", "attempts", "error", "started", "ended", "note",
+    "parent", "outputs",
+)  # fmt: skip
+_TABLE_KINDS = frozenset(EVENT_KINDS)
+
+
+class Recorder:
+    """Drains events from a queue into the metadata store in batches, on its own thread."""
+
+    def __init__(self, store: MetadataStore, run_id: str, dispatcher: Dispatcher) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.dispatcher = dispatcher
+        self.seq = 0
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # event dicts; None stops
+        self.finished: dict[str, dict[str, Any]] = {}
+        self.attempts: dict[str, int] = {}
+        self.skipped: dict[str, dict[str, Any]] = {}
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="glasspane-recorder", daemon=True)
+        self._thread.start()
+
+    def emit(self, event: dict[str, Any]) -> None:
+        self.queue.put(event)
+
+    def _loop(self) -> None:
+        stop = False
+        while not stop:
+            batch = self._next_batch()
+            if None in batch:
+                stop = True
+            flushes = [e["done"] for e in batch if e is not None and e["kind"] == "_flush"]
+            batch = [e for e in batch if e is not None and e["kind"] != "_flush"]
+            for event in batch:
+                if event["kind"] == "task_finished":
+                    # only what the run's outcome needs: not inputs, captured text, metrics
+                    self.finished[event["node"]] = {k: event.get(k) for k in _KEPT}
+                elif event["kind"] == "task_started":
+                    self.attempts[event["node"]] = event["attempt"]
+                elif event["kind"] == "task_skipped":
+                    self.skipped[event["node"]] = event
+            if batch:
+                typed = self._number(batch)
+                try:
+                    self.store.record_events(
+                        self.run_id,
+                        [e for e in batch if e["kind"] in _TABLE_KINDS],
+                        [e.to_dict() for e in typed],
+                    )
+                except Exception as exc:  # noqa: BLE001 - surfaced by close()
+                    self.error = exc
+                self.dispatcher.deliver(typed)
+            for done in flushes:
+                done.set()
+
+    def _number(self, batch: list[dict[str, Any]]) -> list[Event]:
+        typed = []
+        for report in batch:
+            self.seq += 1
+            typed.append(from_wire(self.run_id, self.seq, report))
+        return typed
+
+    def _next_batch(self) -> list[Any]:
+        """Events for one transaction: what arrives within ``BATCH_WINDOW`` of the first.
+
+        A flush or stop request ends the window at once, so nobody waits on the window.
+        """
+        batch: list[Any] = [self.queue.get()]
+        deadline = time.monotonic() + BATCH_WINDOW
+        while batch[-1] is not None and batch[-1]["kind"] != "_flush":
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                batch.append(self.queue.get(timeout=left))
+            except queue.Empty:
+                break
+        return batch + drain(self.queue)
+
+    def barrier(self) -> None:
+        """Wait until every event queued so far has been recorded."""
+        done = threading.Event()
+        self.queue.put({"kind": "_flush", "done": done})
+        done.wait(timeout=60)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def finish(self, event_factory: Callable[[int], Event]) -> None:
+        """Log the run's last event (after its final state is committed) and deliver it.
+
+        Call after :meth:`close`; a store error here is not raised (the state is stored).
+        """
+        self.seq += 1
+        event = event_factory(self.seq)
+        try:
+            self.store.record_events(self.run_id, [], [event.to_dict()])
+        except Exception:  # noqa: BLE001 - the run's state is committed; listeners still hear
+            pass
+        self.dispatcher.deliver([event])
+
+
+class Heartbeat:
+    """Touches the run's heartbeat every ``interval`` seconds; sets ``lost`` when the run was
+    ended by someone else, and ``cancel_requested`` when another process asked to cancel
+    it (``glasspane cancel``); either calls ``on_stop``."""
+
+    def __init__(
+        self, store: MetadataStore, run_id: str, interval: float, on_stop: Callable[[], None]
+    ) -> None:
+        self._stop = threading.Event()
+        self.lost = False
+        self.cancel_requested = False
+
+        def beat() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    alive = store.heartbeat(run_id)
+                    cancel = alive and store.read(event_log.cancel_requested, run_id)
+                except Exception:  # noqa: BLE001 - a transient DB error must not kill a run
+                    continue
+                if not alive or cancel:
+                    self.lost, self.cancel_requested = not alive, bool(cancel)
+                    on_stop()
+                    return
+
+        self._thread = threading.Thread(target=beat, name="glasspane-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
