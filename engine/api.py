@@ -1,41 +1,32 @@
 """The engine's API facade: run, inspect, retry and trace lineage.
 
 The CLI, and later the UI and the scheduler, call these functions rather than the layers
-below, so every entry point behaves the same. Stores are opened once per process per URL.
+below, so every entry point behaves the same. Each function works in the default
+:class:`~glasspane.workspace.Workspace` of its settings (or the ``workspace`` given).
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .artifacts import ArtifactStore
 from .config import Settings, load_settings
-from .errors import (
-    ConfigError,
-    DefinitionError,
-    GlasspaneError,
-    NotFound,
-    ParameterError,
-    RunFailed,
-)
-from .execution.executors import Executor, make_executor
-from .execution.planner import plan_run
+from .errors import ConfigError, NotFound
+from .events import Event
+from .execution.executors import Executor
 from .execution.result import RunResult, TaskResult
-from .execution.resume import Reusable, reusable_from_run
-from .execution.runner import Progress, execute_run, new_run_id
+from .execution.resume import Reusable
+from .listeners import Listener
 from .store import MetadataStore
-from .types import SUCCEEDED
+from .workspace import Workspace, default_workspace
 
 if TYPE_CHECKING:
     from .dsl.pipeline import PipelineDef
 
-_lock = threading.Lock()
-_stores: dict[str, MetadataStore] = {}
-
 
 def metadata_store(settings: Settings, *, create: bool = True) -> MetadataStore:
-    """The process's :class:`MetadataStore` for the configured database URL.
+    """The :class:`MetadataStore` of the default Workspace for ``settings``.
 
     Args:
         create: create the database when it does not exist; readers pass False, so a
@@ -45,22 +36,12 @@ def metadata_store(settings: Settings, *, create: bool = True) -> MetadataStore:
         NotFound: ``create`` is False and there is no database (the message names the
             setting that points there).
     """
-    url = settings.resolved_database_url
-    with _lock:
-        store = _stores.get(url)
-        if store is None:
-            try:
-                store = MetadataStore(url, create=create)
-            except NotFound:
-                raise _no_database(settings) from None
-            _stores[url] = store
-        return store
+    ws = default_workspace(settings)
+    return ws.store if create else ws.reader()
 
 
 def artifact_store(settings: Settings) -> ArtifactStore:
-    from .execution.worker import artifact_store as cached
-
-    return cached(settings.resolved_artifact_root)
+    return default_workspace(settings).artifacts
 
 
 def run_pipeline(
@@ -70,56 +51,46 @@ def run_pipeline(
     executor: str | Executor | None = None,
     raise_on_failure: bool = True,
     settings: Settings | None = None,
-    progress: Progress | None = None,
+    listeners: Sequence[Listener] = (),
     trigger: str = "manual",
     resumed_from: str | None = None,
     reuse: dict[str, Reusable] | None = None,
+    workspace: Workspace | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
     """Validate parameters, compile, and run ``pipeline``; see ``PipelineDef.run``."""
-    from .loader import ref_for
-
-    settings = settings or load_settings()
-    graph = pipeline.compile(**params)  # parameter and definition errors: nothing written yet
-    chosen = make_executor(
-        executor,
-        default=settings.resolved_executor,
-        dask_address=settings.dask_address,
-        dask_workers=settings.dask_workers,
-        dask_lost_after=settings.dask_lost_after,
-    )
-    artifacts = artifact_store(settings)
-    store = metadata_store(settings)
-    run_id = new_run_id()
-    plan = plan_run(graph, run_id, artifacts, reuse)
-    if plan.jobs:  # a fully cached run never touches the executor (nor starts a cluster)
-        artifacts.check_writable()  # an unwritable root: exit 2 now, not every task failing
-        prepare = getattr(chosen, "prepare", None)  # an executor of the user's may have none
-        if prepare is not None:
-            prepare(plan.jobs)  # an unreachable cluster, resources no worker offers
-    result = execute_run(
-        graph,
-        store=store,
-        artifacts=artifacts,
-        executor=chosen,
-        pipeline_ref=ref_for(pipeline),
-        params=graph.params,
+    if workspace is not None and settings is not None:
+        raise ConfigError("pass settings or workspace, not both: a Workspace has its settings")
+    ws = workspace or default_workspace(settings)
+    return ws.run(
+        pipeline,
+        params,
+        executor=executor,
+        raise_on_failure=raise_on_failure,
+        listeners=listeners,
         trigger=trigger,
         resumed_from=resumed_from,
         reuse=reuse,
-        progress=progress,
-        heartbeat_interval=settings.heartbeat_interval,
         run_id=run_id,
-        plan=plan,
-        raise_interrupt=raise_on_failure,
     )
-    if raise_on_failure and result.state != SUCCEEDED:
-        raise RunFailed(
-            f"run {result.run_id} of pipeline `{result.pipeline}` {result.state}: "
-            f"{result.error}; inspect it with `glasspane runs show {result.run_id}` and resume "
-            f"it with `glasspane retry {result.run_id}`",
-            result,
-        ) from result.failure
-    return result
+
+
+def follow(
+    run_id: str,
+    *,
+    after: int = 0,
+    timeout: float | None = None,
+    settings: Settings | None = None,
+) -> Iterator[Event]:
+    """The events of ``run_id`` as the process running it records them, until it finishes;
+    see :meth:`Workspace.follow <glasspane.workspace.Workspace.follow>`."""
+    return default_workspace(settings).follow(run_id, after=after, timeout=timeout)
+
+
+def cancel(run_id: str, *, settings: Settings | None = None) -> bool:
+    """Ask the process running ``run_id`` to cancel it; False when it is already over. See
+    :meth:`Workspace.cancel <glasspane.workspace.Workspace.cancel>`."""
+    return default_workspace(settings).cancel(run_id)
 
 
 def runs(
@@ -218,8 +189,9 @@ def retry(
     executor: str | Executor | None = None,
     raise_on_failure: bool = True,
     settings: Settings | None = None,
-    progress: Progress | None = None,
+    listeners: Sequence[Listener] = (),
     secrets: dict[str, Any] | None = None,
+    workspace: Workspace | None = None,
 ) -> RunResult:
     """Resume a failed, cancelled or crashed run as a new run linked to it.
 
@@ -232,102 +204,14 @@ def retry(
     (pydantic ``SecretStr``), which are never stored, are given again in ``secrets``; any
     other parameter is refused (start a new run to change it).
     """
-    from .loader import load_pipeline
-
-    settings = settings or load_settings()
-    store = metadata_store(settings)
-    sweep_crashed(store, settings)  # a run whose driver died can be resumed right away
-    old = store.get_run(run_id)
-    if old["state"] == SUCCEEDED:
-        raise GlasspaneError(
-            f"run {old['run_id']} succeeded; there is nothing to resume. Start a new run with "
-            "`glasspane run` (cached tasks are reused automatically)"
-        )
-    if old["state"] in ("pending", "running"):
-        raise GlasspaneError(
-            f"run {old['run_id']} is still {old['state']}; wait for it to finish, or for its "
-            "heartbeat to go stale, before resuming it"
-        )
-    if pipeline is None:
-        ref = old.get("pipeline_ref")
-        if not ref:
-            raise DefinitionError(
-                f"run {old['run_id']} was started from code glasspane cannot import again; "
-                "pass the pipeline: glasspane.retry(run_id, pipeline=my_pipeline)"
-            )
-        pipeline = load_pipeline(ref)
-    if pipeline.name != old["pipeline"]:
-        raise DefinitionError(
-            f"run {old['run_id']} is of pipeline `{old['pipeline']}`, not `{pipeline.name}`; "
-            "pass the pipeline it ran"
-        )
-    params = _with_secrets(pipeline, old, dict(old.get("params") or {}), secrets or {})
-    reuse = reusable_from_run(old)
-    return run_pipeline(
-        pipeline,
-        params,
+    ws = workspace or default_workspace(settings)
+    return ws.retry(
+        run_id,
+        pipeline=pipeline,
         executor=executor,
         raise_on_failure=raise_on_failure,
-        settings=settings,
-        progress=progress,
-        trigger="retry",
-        resumed_from=old["run_id"],
-        reuse=reuse,
-    )
-
-
-def _with_secrets(
-    pipeline: PipelineDef[Any, Any],
-    old: dict[str, Any],
-    params: dict[str, Any],
-    secrets: dict[str, Any],
-) -> dict[str, Any]:
-    """The old run's parameters with its secret ones given again (they were never stored).
-
-    Only secret parameters may be given: the retry reuses outputs computed with the old
-    run's values of every other parameter, so a new value would be recorded against
-    outputs it did not produce.
-    """
-    fields = pipeline.params_model.model_fields
-    unknown = sorted(set(secrets) - set(fields))
-    if unknown:
-        raise ParameterError(
-            f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for "
-            f"pipeline `{pipeline.name}`; it takes: {pipeline.describe_params()}"
-        )
-    ordinary = sorted(name for name in secrets if not _is_secret(fields[name].annotation))
-    if ordinary:
-        name = ordinary[0]
-        ref = old.get("pipeline_ref") or f"FILE.py:{pipeline.name}"
-        given = ", ".join(f"`{n}`" for n in ordinary)
-        raise ParameterError(
-            f"retry takes only secret parameters, and {given} of pipeline `{pipeline.name}` "
-            f"{'is not one' if len(ordinary) == 1 else 'are not'}: run {old['run_id']} "
-            f"computed its outputs with `{name}={old.get('params', {}).get(name)!r}`, which a "
-            "retry reuses; to run with a new value, start a new run: "
-            f"`glasspane run {ref} -p {name}=...` (or `{pipeline.name}.run({name}=...)`)"
-        )
-    missing = []
-    for name, field in fields.items():
-        if name in secrets:
-            params[name] = secrets[name]
-        elif _is_secret(field.annotation) and params.get(name) is not None:
-            missing.append(name)
-    if missing:
-        names = ", ".join(f"`{m}`" for m in missing)
-        raise ParameterError(
-            f"run {old['run_id']} had secret parameter{'s' if len(missing) > 1 else ''} {names}, "
-            "which glasspane never stores; give them again: glasspane.retry(run_id, secrets="
-            f"{{...}}) or `glasspane retry {old['run_id']} -p {missing[0]}=...`"
-        )
-    return params
-
-
-def _is_secret(annotation: Any) -> bool:
-    from pydantic import SecretBytes, SecretStr
-
-    return annotation in (SecretStr, SecretBytes) or any(
-        arg in (SecretStr, SecretBytes) for arg in getattr(annotation, "__args__", ())
+        listeners=listeners,
+        secrets=secrets,
     )
 
 
@@ -353,24 +237,6 @@ def clear_cache(task: str | None = None, *, settings: Settings | None = None) ->
     """Forget cached outputs (all, or one task's); artifacts already recorded stay readable."""
     settings = settings or load_settings()
     return artifact_store(settings).clear_keys(task)
-
-
-def _no_database(settings: Settings) -> NotFound:
-    """No database where the settings point: say which setting, and what to do."""
-    from .store import database_location
-
-    where = database_location(settings.resolved_database_url)
-    source = settings.source("database_url" if settings.database_url else "home")
-    if source == "the default":
-        return NotFound(
-            f"no glasspane database exists at {where} (the default, under ~/.glasspane): "
-            "nothing has run here yet, or set GLASSPANE_HOME or GLASSPANE_DATABASE_URL to where "
-            "your runs are recorded"
-        )
-    return NotFound(
-        f"no glasspane database exists at {where} ({source} points there): nothing has run "
-        f"with this setting yet, or fix {source}"
-    )
 
 
 def _store_with_run(settings: Settings, run_id: str) -> MetadataStore:

@@ -19,17 +19,24 @@ from typing import Any
 from .dsl.pipeline import PipelineDef
 from .errors import DefinitionError, UserCodeError
 
-__all__ = ["canonical_ref", "load_pipeline", "ref_for"]
+__all__ = ["canonical_ref", "load_pipeline", "ref_for", "split_ref"]
 
 
-def load_pipeline(ref: str) -> PipelineDef[Any, Any]:
-    """Import and return the pipeline named by ``ref``."""
+def split_ref(ref: str) -> tuple[str, str]:
+    """``(target, attribute)`` of a reference; raises :class:`DefinitionError` (importing
+    nothing) when it is not of the form ``FILE.py:NAME`` or ``module:NAME``."""
     target, sep, attr = ref.rpartition(":")
     if not sep or not target or not attr:
         raise DefinitionError(
             f"pipeline reference `{ref}` is not of the form FILE.py:NAME or module:NAME; "
             "for example examples/retrain.py:retrain"
         )
+    return target, attr
+
+
+def load_pipeline(ref: str) -> PipelineDef[Any, Any]:
+    """Import and return the pipeline named by ``ref``."""
+    target, attr = split_ref(ref)
     if target.endswith(".py") or os.sep in target or "/" in target:
         module = _load_file(Path(target))
     else:

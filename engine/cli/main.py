@@ -117,6 +117,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run(args)
     if args.command == "retry":
         return _retry(args)
+    if args.command == "cancel":
+        return _cancel(args)
     if args.command == "runs":
         return _runs(args)
     if args.command == "lineage":
@@ -147,9 +149,15 @@ def _run(args: argparse.Namespace) -> int:
     _say_swept(api.sweep(), stderr=True)  # the maintenance step reads leave to writers
     return _execute(
         args,
-        lambda progress: api.run_pipeline(
-            pipeline, params, executor=args.executor, raise_on_failure=False, progress=progress
-        ),
+        lambda listeners: api.run_pipeline(
+            pipeline,
+            params,
+            executor=args.executor,
+            raise_on_failure=False,
+            listeners=listeners,
+            trigger=args.trigger,
+            run_id=args.run_id,
+        ),  # fmt: skip
         pipeline.name,
     )
 
@@ -162,15 +170,32 @@ def _retry(args: argparse.Namespace) -> int:
     secrets = dict(split_param(item) for item in args.param)  # kept raw: secrets are strings
     return _execute(
         args,
-        lambda progress: api.retry(
+        lambda listeners: api.retry(
             old["run_id"],
             executor=args.executor,
             raise_on_failure=False,
-            progress=progress,
+            listeners=listeners,
             secrets=secrets,
         ),
         old["pipeline"],
     )
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from .. import api
+
+    run = api.get_run(args.run_id)
+    if not api.cancel(run["run_id"]):
+        print(f"run {run['run_id']} is already {run['state']}; nothing to cancel")
+        return EXIT_FAILED
+    print(f"cancel requested for run {run['run_id']}; its driver stops it at its next heartbeat")
+    if not args.wait:
+        return EXIT_OK
+    for _event in api.follow(run["run_id"]):
+        pass  # the iteration ends once the run is over
+    state = api.get_run(run["run_id"])["state"]
+    print(f"run {run['run_id']} {state}")
+    return EXIT_OK if state == "cancelled" else EXIT_FAILED
 
 
 @contextmanager
@@ -197,11 +222,11 @@ def _execute(args: argparse.Namespace, start: Any, pipeline: str) -> int:
 
     if args.json:
         with _stdout_to_stderr():
-            result = start(None)
+            result = start(())
         print(json.dumps(result.to_dict(), default=str))
     else:
         with LiveProgress(_console(stderr=True), pipeline) as progress:
-            result = start(progress)
+            result = start([progress])
         _print_result(result)
     if result.state == "succeeded":
         return EXIT_OK

@@ -117,6 +117,18 @@ examples:
         "types are checked strictly (true is not an int); default: the pipeline's own defaults",
     )
     executor_opts(run)
+    run.add_argument(
+        "--run-id",
+        default=None,
+        metavar="ID",
+        help="take over the run ID that Workspace.launch queued (what a launched child does)",
+    )
+    run.add_argument(
+        "--trigger",
+        default="manual",
+        metavar="TRIGGER",
+        help="what started the run, as recorded: manual, schedule, ... (default: manual)",
+    )
 
     runs = command(sub, "runs", "list runs, show one, or sweep crashed ones")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="list|show|sweep", required=True)
@@ -202,6 +214,29 @@ examples:
         "other parameters are the run's own and cannot change",
     )
     executor_opts(retry)
+
+    cancel = command(
+        sub,
+        "cancel",
+        "cancel a running run, from any shell",
+        description="Ask the process running a run to cancel it: it stops at its next "
+        "heartbeat (GLASSPANE_HEARTBEAT_INTERVAL, 5 s by default), records the run as "
+        "cancelled and stops its tasks; the run can be resumed with `glasspane retry`.",
+        epilog="""exit codes:
+  0    the cancel was requested (with --wait: the run ended cancelled)
+  1    the run is already over (its state is printed), or with --wait it ended otherwise
+  2    a usage or configuration error, or no such run
+
+examples:
+  glasspane cancel b47e069bd129
+  glasspane cancel b47e --wait""",
+    )
+    cancel.add_argument("run_id", metavar="RUN", help="a run id, or a unique prefix of one")
+    cancel.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait until the run has ended, then print its final state",
+    )
 
     lin = command(
         sub,

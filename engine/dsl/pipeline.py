@@ -25,7 +25,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 #: Keyword names ``PipelineDef.run`` takes for itself; a pipeline cannot use them as parameters.
-RUN_OPTIONS = ("executor", "raise_on_failure", "settings", "listeners", "trigger")
+RUN_OPTIONS = (
+    "executor", "raise_on_failure", "settings", "listeners", "trigger", "workspace",
+)  # fmt: skip
 
 
 class PipelineDef(Generic[P, R]):
@@ -131,7 +133,10 @@ class PipelineDef(Generic[P, R]):
 
         Keyword options (not parameters): ``executor`` (``"inline"``, ``"threads"``,
         ``"dask"`` or ``"tcp://host:port"``), ``raise_on_failure`` (default ``True``:
-        a failed run raises :class:`~glasspane.errors.RunFailed`), ``settings``.
+        a failed run raises :class:`~glasspane.errors.RunFailed`), ``settings``,
+        ``listeners`` (objects with ``on_event(event)``: see :mod:`glasspane.listeners`),
+        ``trigger``, ``workspace`` (a :class:`~glasspane.workspace.Workspace`; default: the
+        one of the loaded settings).
         """
         options = {k: kwargs.pop(k) for k in RUN_OPTIONS if k in kwargs}
         params = self.bind(args, kwargs)

@@ -172,7 +172,7 @@ def test_positional_call_runs_with_the_bound_values() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["executor", "raise_on_failure", "settings", "progress", "trigger"]
+    "name", ["executor", "raise_on_failure", "settings", "listeners", "trigger", "workspace"]
 )
 def test_reserved_parameter_names_are_rejected(name: str) -> None:
     namespace: dict[str, Any] = {}
@@ -180,7 +180,8 @@ def test_reserved_parameter_names_are_rejected(name: str) -> None:
     with pytest.raises(
         DefinitionError,
         match=rf"pipeline `body` has a parameter named `{name}`, which is reserved for run "
-        r"options \(executor, raise_on_failure, settings, progress, trigger\); rename it",
+        r"options \(executor, raise_on_failure, settings, listeners, trigger, workspace\); "
+        r"rename it",
     ):
         pipeline(namespace["body"])
 

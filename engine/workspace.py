@@ -1,0 +1,398 @@
+"""The Workspace: one configuration's metadata store, artifact store, executors and listeners.
+
+Everything that runs or reads runs goes through a Workspace::
+
+    ws = glasspane.Workspace(home="/tmp/experiments")   # or Workspace(settings)
+    result = ws.run(retrain, n=300)                      # or retrain.run(n=300, workspace=ws)
+    for event in ws.follow(result.run_id):              # its events, from the store
+        print(event.seq, event.kind)
+    ws.close()                                           # stores, clients, embedded clusters
+
+Two Workspaces share nothing: not their databases, artifact stores, Dask clients or
+embedded clusters, nor their listeners. The module-level API (``glasspane.run``,
+``glasspane.runs``, the CLI) uses a default Workspace per configuration
+(:func:`default_workspace`); those share the process's Dask executors, so a notebook or a test
+session starts one embedded cluster however many homes it uses.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .artifacts import ArtifactStore
+from .config import Settings, load_settings
+from .errors import ConfigError, DefinitionError, GlasspaneError, NotFound, RunFailed
+from .events import Event, RunFinished, from_dict
+from .execution.executors import DEFAULT_POOL, Executor, ExecutorPool
+from .execution.planner import plan_run
+from .execution.result import RunResult
+from .execution.resume import Reusable, reusable_from_run
+from .execution.runner import execute_run, new_run_id
+from .listeners import Listener, check, from_entry_points
+from .store import MetadataStore
+from .store.event_log import run_state
+from .types import CRASHED, SUCCEEDED, TERMINAL_STATES
+
+if TYPE_CHECKING:
+    from .dsl.pipeline import PipelineDef
+
+
+#: seconds ``follow`` waits for ``RunFinished`` once a run's final state is stored
+FINISH_GRACE = 10.0
+
+
+class Workspace:
+    """One configuration's stores, executors and listeners (see the module docstring).
+
+    Args:
+        settings: the configuration; default: :func:`~glasspane.config.load_settings`
+            (environment, ``glasspane.toml``).
+        home: shorthand for ``Settings(home=home)``.
+        listeners: hear every run of this Workspace, besides those installed packages
+            declare (entry-point group ``glasspane.listeners``).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        home: str | Path | None = None,
+        listeners: Sequence[Listener] = (),
+        executors: ExecutorPool | None = None,
+    ) -> None:
+        if settings is not None and home is not None:
+            raise ConfigError("Workspace takes settings or home, not both; put home in settings")
+        if home is not None:
+            settings = Settings(home=Path(home).expanduser())
+        self.settings = settings or load_settings()
+        self.listeners = check(listeners, "Workspace listeners")
+        self._executors = executors or ExecutorPool()
+        self._owns_executors = executors is None
+        self._lock = threading.Lock()
+        self._store: MetadataStore | None = None
+        self._artifacts: ArtifactStore | None = None
+        self._closed = False
+
+    # ---- what it owns -----------------------------------------------------------------------
+
+    @property
+    def store(self) -> MetadataStore:
+        """The metadata store, created (and migrated) on first use."""
+        return self._metadata(create=True)
+
+    def reader(self) -> MetadataStore:
+        """The metadata store for reading: never creates a database.
+
+        Raises:
+            NotFound: there is no database where the settings point (the message names the
+                setting that points there).
+        """
+        return self._metadata(create=False)
+
+    def _metadata(self, create: bool) -> MetadataStore:
+        self._check_open()
+        with self._lock:
+            if self._store is None:
+                try:
+                    self._store = MetadataStore(self.settings.resolved_database_url, create=create)
+                except NotFound:
+                    raise no_database(self.settings) from None
+            return self._store
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        self._check_open()
+        with self._lock:
+            if self._artifacts is None:
+                self._artifacts = ArtifactStore(self.settings.resolved_artifact_root)
+            return self._artifacts
+
+    def executor(self, spec: str | Executor | None = None) -> Executor:
+        """The executor ``spec`` names (default: the configured one), owned by this Workspace."""
+        self._check_open()
+        s = self.settings
+        return self._executors.get(
+            spec,
+            default=s.resolved_executor,
+            dask_address=s.dask_address,
+            dask_workers=s.dask_workers,
+            dask_lost_after=s.dask_lost_after,
+        )
+
+    def close(self) -> None:
+        """Close the stores and the Dask clients and embedded clusters this Workspace started."""
+        with self._lock:
+            self._closed = True
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
+        if self._owns_executors:
+            self._executors.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise GlasspaneError("this Workspace is closed; create a new one")
+
+    # ---- runs -------------------------------------------------------------------------------
+
+    def run(
+        self,
+        pipeline: PipelineDef[Any, Any],
+        params: dict[str, Any] | None = None,
+        *,
+        executor: str | Executor | None = None,
+        raise_on_failure: bool = True,
+        listeners: Sequence[Listener] = (),
+        trigger: str = "manual",
+        resumed_from: str | None = None,
+        reuse: dict[str, Reusable] | None = None,
+        run_id: str | None = None,
+    ) -> RunResult:
+        """Validate parameters, compile and run ``pipeline``; see ``PipelineDef.run``.
+
+        ``run_id`` is that of a run :meth:`launch` queued, which this run takes over.
+        """
+        from .loader import ref_for
+
+        graph = pipeline.compile(**(params or {}))  # bad parameters: nothing written yet
+        hearing = [
+            *self.listeners,
+            *check(listeners, f"listeners of pipeline `{pipeline.name}`"),
+            *from_entry_points(),
+        ]
+        chosen = self.executor(executor)
+        artifacts, store = self.artifacts, self.store
+        if run_id is None:
+            run_id = new_run_id()
+        elif not store.take_over(run_id):
+            raise GlasspaneError(
+                f"run {run_id} is not queued (it started, or its launch already failed); "
+                "start a new run without --run-id"
+            )
+        plan = plan_run(graph, run_id, artifacts, reuse)
+        if plan.jobs:  # a fully cached run never touches the executor (nor starts a cluster)
+            artifacts.check_writable()  # an unwritable root: exit 2 now, not every task failing
+            prepare = getattr(chosen, "prepare", None)  # a user's executor may have none
+            if prepare is not None:
+                prepare(plan.jobs)  # an unreachable cluster, resources no worker offers
+        result = execute_run(
+            graph,
+            store=store,
+            artifacts=artifacts,
+            executor=chosen,
+            pipeline_ref=ref_for(pipeline),
+            params=graph.params,
+            trigger=trigger,
+            resumed_from=resumed_from,
+            reuse=reuse,
+            listeners=hearing,
+            strict_listeners=self.settings.strict_listeners,
+            heartbeat_interval=self.settings.heartbeat_interval,
+            run_id=run_id,
+            plan=plan,
+            raise_interrupt=raise_on_failure,
+        )
+        if raise_on_failure and result.state != SUCCEEDED:
+            raise RunFailed(
+                f"run {result.run_id} of pipeline `{result.pipeline}` {result.state}: "
+                f"{result.error}; inspect it with `glasspane runs show {result.run_id}` and "
+                f"resume it with `glasspane retry {result.run_id}`",
+                result,
+            ) from result.failure
+        return result
+
+    def retry(
+        self,
+        run_id: str,
+        *,
+        pipeline: PipelineDef[Any, Any] | None = None,
+        executor: str | Executor | None = None,
+        raise_on_failure: bool = True,
+        listeners: Sequence[Listener] = (),
+        secrets: dict[str, Any] | None = None,
+    ) -> RunResult:
+        """Resume a failed, cancelled or crashed run as a new run; see ``glasspane.retry``."""
+        from .loader import load_pipeline
+        from .retry_params import with_secrets
+
+        store = self.store
+        self.sweep()  # a run whose driver died can be resumed right away
+        old = store.get_run(run_id)
+        if old["state"] == SUCCEEDED:
+            raise GlasspaneError(
+                f"run {old['run_id']} succeeded; there is nothing to resume. Start a new run "
+                "with `glasspane run` (cached tasks are reused automatically)"
+            )
+        if old["state"] in ("pending", "running"):
+            raise GlasspaneError(
+                f"run {old['run_id']} is still {old['state']}; wait for it to finish, or for "
+                "its heartbeat to go stale, before resuming it"
+            )
+        if pipeline is None:
+            ref = old.get("pipeline_ref")
+            if not ref:
+                raise DefinitionError(
+                    f"run {old['run_id']} was started from code glasspane cannot import "
+                    "again; pass the pipeline: glasspane.retry(run_id, pipeline=my_pipeline)"
+                )
+            pipeline = load_pipeline(ref)
+        if pipeline.name != old["pipeline"]:
+            raise DefinitionError(
+                f"run {old['run_id']} is of pipeline `{old['pipeline']}`, not "
+                f"`{pipeline.name}`; pass the pipeline it ran"
+            )
+        params = with_secrets(pipeline, old, dict(old.get("params") or {}), secrets or {})
+        return self.run(
+            pipeline,
+            params,
+            executor=executor,
+            raise_on_failure=raise_on_failure,
+            listeners=listeners,
+            trigger="retry",
+            resumed_from=old["run_id"],
+            reuse=reusable_from_run(old),
+        )
+
+    def sweep(self) -> list[str]:
+        """Mark runs whose driver stopped heart-beating as ``crashed``; their ids."""
+        s = self.settings
+        return self.store.mark_crashed(stale_after=max(s.crash_after, 4 * s.heartbeat_interval))
+
+    def cancel(self, run_id: str) -> bool:
+        """Ask the process running ``run_id`` to cancel it (from any process).
+
+        The driver notices at its next heartbeat (``heartbeat_interval``), records the run
+        as ``cancelled`` and stops its tasks, as on Ctrl-C.
+
+        Returns:
+            False when the run is already over.
+
+        Raises:
+            NotFound: no run ``run_id`` (a unique prefix is accepted).
+        """
+        store = self.reader()
+        return store.request_cancel(store.get_run(run_id)["run_id"])
+
+    def launch(
+        self,
+        reference: str,
+        params: dict[str, Any] | None = None,
+        *,
+        trigger: str = "manual",
+        executor: str | None = None,
+    ) -> str:
+        """Run the pipeline ``reference`` (``FILE.py:NAME`` or ``module:NAME``) in a child
+        process (``glasspane run``); return its run id at once.
+
+        The run is recorded as ``queued`` until the child takes it over, and ``crashed`` (with
+        the child's last output lines as its error) if the child exits before that. This
+        process never imports the pipeline's code. The child's output goes to
+        ``HOME/launches/RUN_ID.log``.
+        """
+        from .launching import launch
+
+        self._check_open()
+        return launch(self.store, self.settings, reference, params, trigger, executor)
+
+    # ---- following a run from any process ---------------------------------------------------
+
+    def follow(
+        self,
+        run_id: str,
+        *,
+        after: int = 0,
+        poll: float = 0.2,
+        timeout: float | None = None,
+    ) -> Iterator[Event]:
+        """Yield the events of ``run_id`` after sequence number ``after`` as the process
+        running it records them, until :class:`~glasspane.events.RunFinished`.
+
+        Reads the store every ``poll`` seconds, so it follows a run of any process using
+        the same database. A run that ended without a ``RunFinished`` (its driver died and
+        the run was swept as crashed) ends the iteration once its state is final.
+
+        Raises:
+            NotFound: no run ``run_id`` (a unique prefix is accepted).
+            TimeoutError: ``timeout`` seconds passed before the run finished.
+        """
+        store = self.reader()
+        run_id = store.get_run(run_id)["run_id"]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ended_at: float | None = None  # when the run was first seen over, without RunFinished
+        while True:
+            payloads = store.run_events(run_id, after=after)
+            for payload in payloads:
+                event = from_dict(payload)
+                after = event.seq
+                yield event
+                if isinstance(event, RunFinished):
+                    return
+            if payloads:
+                continue
+            state = store.read(run_state, run_id)
+            if state in TERMINAL_STATES:
+                # the driver commits the final state, then logs RunFinished: wait for it,
+                # unless no driver is left to log it (swept as crashed, or gone meanwhile)
+                ended_at = ended_at or time.monotonic()
+                if state == CRASHED or time.monotonic() - ended_at > FINISH_GRACE:
+                    return
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} did not finish within {timeout:g} s")
+            time.sleep(poll)
+
+
+def no_database(settings: Settings) -> NotFound:
+    """No database where the settings point: say which setting, and what to do."""
+    from .store import database_location
+
+    where = database_location(settings.resolved_database_url)
+    source = settings.source("database_url" if settings.database_url else "home")
+    if source == "the default":
+        return NotFound(
+            f"no glasspane database exists at {where} (the default, under ~/.glasspane): "
+            "nothing has run here yet, or set GLASSPANE_HOME or GLASSPANE_DATABASE_URL to where "
+            "your runs are recorded"
+        )
+    return NotFound(
+        f"no glasspane database exists at {where} ({source} points there): nothing has run "
+        f"with this setting yet, or fix {source}"
+    )
+
+
+_defaults: dict[tuple[str, str], Workspace] = {}
+_defaults_lock = threading.Lock()
+
+
+def default_workspace(settings: Settings | None = None) -> Workspace:
+    """The module-level API's Workspace for ``settings`` (default: the loaded settings).
+
+    One per database URL and artifact root, all sharing the process's Dask executors.
+    """
+    settings = settings or load_settings()
+    key = (settings.resolved_database_url, settings.resolved_artifact_root)
+    with _defaults_lock:
+        ws = _defaults.get(key)
+        if ws is None or ws._closed:
+            ws = _defaults[key] = Workspace(settings, executors=DEFAULT_POOL)
+        else:
+            ws.settings = settings  # the same stores; the latest executor/heartbeat settings
+        return ws
+
+
+def close_default_workspaces() -> None:
+    """Close every default Workspace's stores (the shared Dask executors stay)."""
+    with _defaults_lock:
+        workspaces = list(_defaults.values())
+        _defaults.clear()
+    for ws in workspaces:
+        ws.close()

@@ -1,0 +1,69 @@
+"""Workspace.launch: a pipeline run by reference in a child process, queued until the child
+takes it over, crashed (never left queued) when the child dies first."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from glasspane import Workspace
+from glasspane.errors import DefinitionError
+from glasspane.events import RunFinished, RunStarted
+
+PIPELINE = """
+from glasspane import pipeline, task
+
+
+@task
+def scale(x: int, factor: float) -> float:
+    print("scaling", x)
+    return x * factor
+
+
+@pipeline
+def scaled(x: int = 2, factor: float = 1.5, label: str = "a"):
+    return scale(x, factor)
+"""
+
+
+def wait_state(ws: Workspace, run_id: str, states: set[str], timeout: float = 60) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        run = ws.store.get_run(run_id)
+        if run["state"] in states:
+            return run
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} still {run['state']}")
+
+
+def test_launch_runs_a_pipeline_by_reference_in_a_child_process(tmp_path: Path) -> None:
+    (tmp_path / "flows.py").write_text(PIPELINE)
+    with Workspace(home=tmp_path / "home") as ws:
+        began = time.time()
+        run_id = ws.launch(
+            f"{tmp_path / 'flows.py'}:scaled", {"x": 4, "label": "nightly"}, trigger="schedule"
+        )
+        assert time.time() - began < 2  # at once: the child runs the pipeline
+        queued = ws.store.get_run(run_id)
+        assert queued["state"] in ("queued", "pending", "running", "succeeded")
+        events = list(ws.follow(run_id, timeout=120))
+        assert isinstance(events[0], RunStarted) and isinstance(events[-1], RunFinished)
+        assert events[0].trigger == "schedule" and events[0].params["label"] == "nightly"
+        run = ws.store.get_run(run_id)
+        assert run["state"] == "succeeded" and run["output"] == 6.0
+        assert run["trigger"] == "schedule"
+        assert run["pipeline_ref"] == f"{(tmp_path / 'flows.py').resolve()}:scaled"
+        assert "flows" not in __import__("sys").modules  # never imported here
+
+
+def test_a_child_that_dies_before_starting_is_recorded_crashed(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("raise ImportError('no such dependency: torchy')\n")
+    with Workspace(home=tmp_path / "home") as ws:
+        run_id = ws.launch(f"{tmp_path / 'broken.py'}:flow")
+        run = wait_state(ws, run_id, {"crashed"})
+        assert "exited with code 2 before starting the run" in run["error"]
+        assert "torchy" in run["error"]
+        with pytest.raises(DefinitionError, match="not of the form FILE.py:NAME"):
+            ws.launch("no-colon-here")
