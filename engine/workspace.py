@@ -18,15 +18,14 @@ session starts one embedded cluster however many homes it uses.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .artifacts import ArtifactStore
 from .config import Settings, load_settings
 from .errors import ConfigError, DefinitionError, GlasspaneError, NotFound, RunFailed
-from .events import Event, RunFinished, from_dict
+from .events import Event
 from .execution.executors import DEFAULT_POOL, Executor, ExecutorPool
 from .execution.planner import plan_run
 from .execution.result import RunResult
@@ -34,15 +33,13 @@ from .execution.resume import Reusable, reusable_from_run
 from .execution.runner import execute_run, new_run_id
 from .listeners import Listener, check, from_entry_points
 from .store import MetadataStore
-from .store.event_log import run_state
-from .types import CRASHED, SUCCEEDED, TERMINAL_STATES
+from .types import SUCCEEDED
 
 if TYPE_CHECKING:
     from .dsl.pipeline import PipelineDef
 
 
-#: seconds ``follow`` waits for ``RunFinished`` once a run's final state is stored
-FINISH_GRACE = 10.0
+T = TypeVar("T")
 
 
 class Workspace:
@@ -142,6 +139,21 @@ class Workspace:
     def _check_open(self) -> None:
         if self._closed:
             raise GlasspaneError("this Workspace is closed; create a new one")
+
+    def query(self, query: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run one of :mod:`glasspane.queries` on this Workspace's stores.
+
+        ``ws.query(queries.list_runs, state="failed")`` is ``queries.list_runs(ws.reader(),
+        state="failed")``; a query that previews artifacts (it takes ``artifacts``) gets this
+        Workspace's artifact store too: ``ws.query(queries.artifact, "3f2a9c1e")``. Reads
+        only; with no database yet, raises :class:`~glasspane.errors.NotFound` naming the
+        setting that points there.
+        """
+        import inspect
+
+        if "artifacts" in inspect.signature(query).parameters:
+            return query(self.reader(), self.artifacts, *args, **kwargs)
+        return query(self.reader(), *args, **kwargs)
 
     # ---- runs -------------------------------------------------------------------------------
 
@@ -325,30 +337,9 @@ class Workspace:
             NotFound: no run ``run_id`` (a unique prefix is accepted).
             TimeoutError: ``timeout`` seconds passed before the run finished.
         """
-        store = self.reader()
-        run_id = store.get_run(run_id)["run_id"]
-        deadline = None if timeout is None else time.monotonic() + timeout
-        ended_at: float | None = None  # when the run was first seen over, without RunFinished
-        while True:
-            payloads = store.run_events(run_id, after=after)
-            for payload in payloads:
-                event = from_dict(payload)
-                after = event.seq
-                yield event
-                if isinstance(event, RunFinished):
-                    return
-            if payloads:
-                continue
-            state = store.read(run_state, run_id)
-            if state in TERMINAL_STATES:
-                # the driver commits the final state, then logs RunFinished: wait for it,
-                # unless no driver is left to log it (swept as crashed, or gone meanwhile)
-                ended_at = ended_at or time.monotonic()
-                if state == CRASHED or time.monotonic() - ended_at > FINISH_GRACE:
-                    return
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id} did not finish within {timeout:g} s")
-            time.sleep(poll)
+        from .following import follow
+
+        return follow(self.reader(), run_id, after=after, poll=poll, timeout=timeout)
 
 
 def no_database(settings: Settings) -> NotFound:

@@ -186,3 +186,18 @@ def test_a_second_process_follows_a_live_dask_run_within_a_second(
             child.kill()
         child.wait(30)
     ws.close()
+
+
+def test_queries_run_on_a_workspace_stores(tmp_path: Path) -> None:
+    from glasspane import queries
+
+    with Workspace(home=tmp_path) as ws:
+        with pytest.raises(NotFound, match="no glasspane database exists"):
+            ws.query(queries.list_runs)  # a read creates nothing
+        result = ws.run(squares, {"n": 3})
+        page = ws.query(queries.list_runs, state="succeeded")
+        assert [r.run_id for r in page.runs] == [result.run_id]
+        [total] = [t for t in ws.query(queries.get_run, result.run_id).tasks if t.node == "add"]
+        digest = ws.store.get_run(result.run_id)["tasks"][-1]["outputs"][0]["content_hash"]
+        detail = ws.query(queries.artifact, digest[:12])  # gets the artifact store too
+        assert detail.content_hash == digest and total.state == "succeeded"
