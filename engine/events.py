@@ -42,15 +42,17 @@ class Event:
     seq: int
     ts: float = field(default_factory=time.time)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON-able form, with ``kind``; :func:`from_dict` reads it back."""
+    def to_dict(self, previews: bool = True) -> dict[str, Any]:
+        """The JSON-able form, with ``kind``; :func:`from_dict` reads it back.
+
+        ``previews=False`` leaves out the artifacts' previews (the run's event log is stored
+        so: a preview is read from the artifact itself, by its content hash).
+        """
         data: dict[str, Any] = {"kind": self.kind}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, ArtifactInfo):
-                value = value.to_dict()
-            elif isinstance(value, tuple):
-                value = [v.to_dict() if hasattr(v, "to_dict") else v for v in value]
+            if isinstance(value, tuple):
+                value = [_plain(v, previews) for v in value]
             data[f.name] = value
         return data
 
@@ -103,8 +105,12 @@ class Input:
     source: str | None
     artifact: ArtifactInfo
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "artifact": self.artifact.to_dict()}
+    def to_dict(self, previews: bool = True) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "artifact": _plain(self.artifact, previews),
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,6 +195,17 @@ class RunFinished(Event):
     state: str
     error: str | None = None
     duration: float | None = None
+
+
+def _plain(value: Any, previews: bool) -> Any:
+    if isinstance(value, ArtifactInfo):
+        data = value.to_dict()
+        if not previews:
+            data["preview"] = None
+        return data
+    if isinstance(value, Input):
+        return value.to_dict(previews)
+    return value
 
 
 KINDS: dict[str, type[Event]] = {

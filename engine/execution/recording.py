@@ -76,7 +76,7 @@ class Recorder:
                     self.store.record_events(
                         self.run_id,
                         [e for e in batch if e["kind"] in _TABLE_KINDS],
-                        [e.to_dict() for e in typed],
+                        [e.to_dict(previews=False) for e in typed],
                     )
                 except Exception as exc:  # noqa: BLE001 - surfaced by close()
                     self.error = exc
@@ -128,7 +128,7 @@ class Recorder:
         self.seq += 1
         event = event_factory(self.seq)
         try:
-            self.store.record_events(self.run_id, [], [event.to_dict()])
+            self.store.record_events(self.run_id, [], [event.to_dict(previews=False)])
         except Exception:  # noqa: BLE001 - the run's state is committed; listeners still hear
             pass
         self.dispatcher.deliver([event])
