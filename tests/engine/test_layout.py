@@ -37,11 +37,7 @@ def _modules() -> dict[str, int]:
 
 
 def test_every_module_has_fewer_than_400_lines() -> None:
-    too_long = {
-        name: lines
-        for name, lines in _modules().items()
-        if lines >= MAX_LINES
-    }
+    too_long = {name: lines for name, lines in _modules().items() if lines >= MAX_LINES}
     assert not too_long, (
         f"modules of {MAX_LINES} lines or more (split each along a real seam, one concept per "
         f"module): {', '.join(f'{name} ({lines})' for name, lines in sorted(too_long.items()))}"

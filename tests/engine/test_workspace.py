@@ -92,9 +92,10 @@ def _alive(pid: int | None) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return Path(f"/proc/{pid}/status").exists() and "zombie" not in Path(
-        f"/proc/{pid}/status"
-    ).read_text()
+    return (
+        Path(f"/proc/{pid}/status").exists()
+        and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    )
 
 
 def test_workspace_arguments_are_checked(tmp_path: Path) -> None:
