@@ -150,20 +150,7 @@ def get_run(run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
 
 def run_summary(run: dict[str, Any]) -> dict[str, Any]:
     """A stored run in the shape ``glasspane run --json`` prints."""
-    tasks = [
-        TaskResult(
-            t["node"],
-            t["task"],
-            t["state"],
-            bool(t["cached"]),
-            t["attempts"] or 0,
-            t.get("error"),
-            t.get("duration"),
-            t.get("note"),
-            t.get("parent_node"),
-        )
-        for t in run["tasks"]
-    ]
+    tasks = [TaskResult.from_record(t) for t in run["tasks"]]
     result = RunResult(
         run["run_id"],
         run["pipeline"],

@@ -217,8 +217,33 @@ KINDS: dict[str, type[Event]] = {
 }  # fmt: skip
 
 
+#: what a job's report carries that the event log does not keep: captured text (the task
+#: run keeps its tail; OutputLogged events stream it)
+_NOT_LOGGED = frozenset(
+    {"stdout", "stderr", "log_tail", "attempt_stdout", "attempt_stderr", "attempt_log_tail"}
+)
+
+
+def log_payload(run_id: str, seq: int, report: dict[str, Any]) -> dict[str, Any]:
+    """A job's report as the run's event log stores it: numbered, without captured text or
+    artifact previews; :func:`from_dict` reads it back as its typed event."""
+    payload = {k: v for k, v in report.items() if k not in _NOT_LOGGED}
+    payload["run_id"], payload["seq"] = run_id, seq
+    if "ts" not in payload:
+        payload["ts"] = report.get("ended") or time.time()
+    for key in ("inputs", "outputs"):
+        if payload.get(key):
+            payload[key] = [
+                {**item, "artifact": {**item["artifact"], "preview": None}} for item in payload[key]
+            ]
+    return payload
+
+
 def from_dict(data: dict[str, Any]) -> Event:
-    """The event :meth:`Event.to_dict` wrote (unknown keys are ignored)."""
+    """The event of a payload of the run's event log (:func:`log_payload`) or of
+    :meth:`Event.to_dict` (unknown keys are ignored)."""
+    if "artifacts" not in data:  # a job's report, as logged
+        return from_wire(data["run_id"], int(data["seq"]), data)
     cls = KINDS[data["kind"]]
     names = {f.name for f in fields(cls)}
     values = {k: v for k, v in data.items() if k in names}

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from .errors import ConfigError
-from .events import Event, RunFinished
+from .events import Event, RunFinished, from_dict
 
 GROUP = "glasspane.listeners"
 #: seconds a finished run waits for its listeners to hear the last events
@@ -110,6 +110,10 @@ def _load_entry_points() -> list[Listener]:
     return found
 
 
+#: events to deliver: typed, or payloads of the run's event log (typed on delivery)
+Batch = list[Event | dict[str, Any]]
+
+
 class ListenerFailed(Exception):
     """A strict run's listener raised; the run fails with this."""
 
@@ -122,7 +126,7 @@ class Dispatcher:
         self.listeners = list(listeners)
         self.strict = strict
         self.failure: str | None = None
-        self._queue: queue.SimpleQueue[list[Event] | threading.Event | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Batch | threading.Event | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         if self.listeners:
             self._thread = threading.Thread(
@@ -130,7 +134,14 @@ class Dispatcher:
             )
             self._thread.start()
 
-    def deliver(self, events: list[Event]) -> None:
+    @property
+    def listening(self) -> bool:
+        """Whether anyone hears this run (else nothing need be delivered)."""
+        return self._thread is not None
+
+    def deliver(self, events: Batch) -> None:
+        """Queue events for the listeners: typed, or payloads of the run's event log, which
+        are typed on the delivery thread (off the recorder's)."""
         if self._thread is not None and events:
             self._queue.put(events)
 
@@ -142,7 +153,8 @@ class Dispatcher:
             if isinstance(batch, threading.Event):
                 batch.set()
                 continue
-            for event in batch:
+            for item in batch:
+                event = item if isinstance(item, Event) else from_dict(item)
                 for listener in list(self.listeners):
                     try:
                         listener.on_event(event)

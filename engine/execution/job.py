@@ -291,3 +291,7 @@ def _rebuild_failure(
 
 #: runs an expander's children with the expander's dependency values; one result per child
 Spawn = Callable[[list[Job], Mapping[str, NodeValue]], list["NodeValue | BaseException"]]
+#: the worker wrapper the run loop hands each executor (``worker.execute_job``): runs one job
+#: with its dependencies' values, reporting through ``emit``; ``spawn`` runs an expander's
+#: children
+RunJob = Callable[[Job, Mapping[str, NodeValue], Emit, "Spawn | None"], NodeValue]

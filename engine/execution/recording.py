@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..events import Event, from_wire
+from ..events import Event, log_payload
 from ..listeners import Dispatcher
 from ..store import MetadataStore, event_log
 from ..store.events import EVENT_KINDS
@@ -71,25 +71,30 @@ class Recorder:
                 elif event["kind"] == "task_skipped":
                     self.skipped[event["node"]] = event
             if batch:
-                typed = self._number(batch)
+                logged = self._number(batch)
                 try:
                     self.store.record_events(
-                        self.run_id,
-                        [e for e in batch if e["kind"] in _TABLE_KINDS],
-                        [e.to_dict(previews=False) for e in typed],
+                        self.run_id, [e for e in batch if e["kind"] in _TABLE_KINDS], logged
                     )
                 except Exception as exc:  # noqa: BLE001 - surfaced by close()
                     self.error = exc
-                self.dispatcher.deliver(typed)
+                if self.dispatcher.listening:  # the reports, previews and all, numbered
+                    self.dispatcher.deliver(
+                        [
+                            {**r, "run_id": self.run_id, "seq": p["seq"]}
+                            for r, p in zip(batch, logged)
+                        ]
+                    )
             for done in flushes:
                 done.set()
 
-    def _number(self, batch: list[dict[str, Any]]) -> list[Event]:
-        typed = []
+    def _number(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The batch's reports as event log payloads, numbered in order."""
+        logged = []
         for report in batch:
             self.seq += 1
-            typed.append(from_wire(self.run_id, self.seq, report))
-        return typed
+            logged.append(log_payload(self.run_id, self.seq, report))
+        return logged
 
     def _next_batch(self) -> list[Any]:
         """Events for one transaction: what arrives within ``BATCH_WINDOW`` of the first.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,25 @@ class TaskResult:
             "note": self.note,
             "parent": self.parent,
         }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> TaskResult:
+        """From a ``task_finished`` report (``started``/``ended``, ``parent``) or a stored
+        task run (``duration``, ``parent_node``), whichever ``record`` is."""
+        duration = record.get("duration")
+        if duration is None and record.get("started") and record.get("ended"):
+            duration = round(record["ended"] - record["started"], 6)
+        return cls(
+            record["node"],
+            record["task"],
+            record["state"],
+            bool(record.get("cached")),
+            int(record.get("attempts") or 0),
+            record.get("error"),
+            duration,
+            record.get("note"),
+            record.get("parent", record.get("parent_node")),
+        )
 
 
 @dataclass

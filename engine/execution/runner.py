@@ -37,6 +37,7 @@ from .planner import Plan, plan_run
 from .recording import Heartbeat, Recorder
 from .result import RunResult, TaskResult, jsonable
 from .resume import Reusable
+from .worker import execute_job
 
 
 def new_run_id() -> str:
@@ -109,7 +110,7 @@ def execute_run(
             recorder.emit(event)
         if plan.jobs:
             want = {r.node for r in graph.output_refs()} - set(plan.resolved)
-            execution = executor.execute(plan.jobs, recorder.emit, want, cancel)
+            execution = executor.execute(plan.jobs, recorder.emit, want, cancel, execute_job)
     except (KeyboardInterrupt, SystemExit) as exc:
         cancel.set()
         execution.cancelled = True
@@ -332,17 +333,4 @@ def _map_pos(node_id: str) -> int:
 
 
 def _task_result(event: dict[str, Any]) -> TaskResult:
-    duration = None
-    if event.get("started") and event.get("ended"):
-        duration = round(event["ended"] - event["started"], 6)
-    return TaskResult(
-        event["node"],
-        event["task"],
-        event["state"],
-        bool(event["cached"]),
-        int(event.get("attempts") or 0),
-        event.get("error"),
-        duration,
-        event.get("note"),
-        event.get("parent"),
-    )
+    return TaskResult.from_record(event)

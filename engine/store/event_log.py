@@ -1,4 +1,5 @@
-"""The run event log (``run_events``): every typed event of a run, by sequence number; and
+"""The run event log (``run_events``): every event of a run, by sequence number, stored in
+batches (one row per recorder transaction); and
 the cancel request another process records for a run (``runs.cancel_requested_at``).
 
 The driver appends a run's events here in the same transaction that applies them to the
@@ -20,39 +21,42 @@ INSERT_EVENTS = insert(RunEventRow)
 
 
 def append(conn: Connection, run_id: str, payloads: list[dict[str, Any]]) -> None:
-    """Insert ``payloads`` (each with ``seq``, ``kind``, ``ts``) as events of ``run_id``."""
+    """Insert ``payloads`` (numbered, in order, each with ``seq`` and ``ts``) as one batch of
+    ``run_id``'s events."""
     if not payloads:
         return
-    rows = [
+    conn.execute(
+        INSERT_EVENTS,
         {
             "run_id": run_id,
-            "seq": int(p["seq"]),
-            "kind": p["kind"],
-            "node": p.get("node"),
-            "ts": datetime.fromtimestamp(p["ts"], tz=timezone.utc),
-            "payload": p,
-        }
-        for p in payloads
-    ]
-    conn.execute(INSERT_EVENTS, rows)
+            "seq": int(payloads[0]["seq"]),
+            "last_seq": int(payloads[-1]["seq"]),
+            "ts": datetime.fromtimestamp(payloads[0]["ts"], tz=timezone.utc),
+            "payload": payloads,
+        },
+    )
 
 
 def read(conn: Connection, run_id: str, after: int, limit: int) -> list[dict[str, Any]]:
-    """The payloads of ``run_id``'s events with ``seq > after``, oldest first, at most
-    ``limit``."""
+    """The payloads of ``run_id``'s events with ``seq > after``, oldest first: at least the
+    first ``limit`` of them (whole batches)."""
     rows = conn.execute(
         select(RunEventRow.payload)
-        .where(RunEventRow.run_id == run_id, RunEventRow.seq > after)
+        .where(RunEventRow.run_id == run_id, RunEventRow.last_seq > after)
         .order_by(RunEventRow.seq)
-        .limit(limit)
     )
-    return [row.payload for row in rows]
+    found: list[dict[str, Any]] = []
+    for row in rows:
+        found.extend(p for p in row.payload if p["seq"] > after)
+        if len(found) >= limit:
+            break
+    return found
 
 
 def last_seq(conn: Connection, run_id: str) -> int:
     """The sequence number of ``run_id``'s last recorded event (0 when it has none)."""
     rows = conn.execute(
-        select(RunEventRow.seq)
+        select(RunEventRow.last_seq)
         .where(RunEventRow.run_id == run_id)
         .order_by(RunEventRow.seq.desc())
         .limit(1)

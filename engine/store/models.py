@@ -247,17 +247,16 @@ class MetricRow(Base):
 
 
 class RunEventRow(Base):
-    """One event of a run (:mod:`glasspane.events`), in the order the driver recorded it.
-
-    ``payload`` is the event's :meth:`~glasspane.events.Event.to_dict`; ``follow`` reads a
-    run's events after a sequence number from here.
+    """A batch of a run's events (:mod:`glasspane.events`), numbered ``seq`` to ``last_seq``
+    in the order the driver recorded them: one row per recorder transaction, so a large map's
+    thousands of events cost a few rows. ``payload`` is the list of their payloads;
+    ``follow`` reads the batches after a sequence number from here.
     """
 
     __tablename__ = "run_events"
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    node: Mapped[str | None] = mapped_column(String(255))
+    last_seq: Mapped[int] = mapped_column(Integer)
     ts: Mapped[datetime] = mapped_column(UTCDateTime)
     payload: Mapped[Any] = mapped_column(JSONValue)

@@ -1,8 +1,10 @@
 """The executor interface and the one scheduling loop the in-process executors share.
 
 An executor receives the jobs of a run in topological order (each job's ``deps`` name
-other jobs in the list), runs every job whose dependencies succeeded, reports events
-through ``emit`` and returns the values of the nodes the driver asked for. A job whose
+other jobs in the list) and the worker wrapper to run each with (``run_job``: the run loop
+hands it over, so executors only decide where jobs run), runs every job whose dependencies
+succeeded, reports events through ``emit`` and returns the values of the nodes the driver
+asked for. A job whose
 dependency failed is never started; the run loop records it as ``upstream_failed``.
 """
 
@@ -15,8 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..job import Emit, Job, NodeValue, TaskFailed
-from ..worker import execute_job
+from ..job import Emit, Job, NodeValue, RunJob, TaskFailed
 
 
 @dataclass
@@ -42,9 +43,15 @@ class Executor(Protocol):
         ...
 
     def execute(
-        self, jobs: Sequence[Job], emit: Emit, want: set[str], cancel: threading.Event
+        self,
+        jobs: Sequence[Job],
+        emit: Emit,
+        want: set[str],
+        cancel: threading.Event,
+        run_job: RunJob,
     ) -> Execution:
-        """Run ``jobs``; return the values of the node ids in ``want`` that succeeded."""
+        """Run ``jobs``, each through ``run_job``; return the values of the node ids in
+        ``want`` that succeeded."""
         ...
 
     def close(self) -> None:
@@ -105,6 +112,7 @@ def run_queue(
     cancel: threading.Event,
     submit: Submit,
     spawn: Callable[[list[Job], Mapping[str, NodeValue]], Any],
+    run_job: RunJob,
     poll: float = 0.2,
 ) -> Execution:
     """Dependency-driven loop: submit each job once all its dependencies have succeeded.
@@ -130,7 +138,7 @@ def run_queue(
     def launch(node_id: str) -> None:
         job = by_id[node_id]
         deps = {d: values[d] for d in job.deps}
-        future = submit(execute_job, job, deps, emit, spawn)
+        future = submit(run_job, job, deps, emit, spawn)
         running[future] = node_id
         future.add_done_callback(completed.put)
 

@@ -27,7 +27,7 @@ from typing import Any
 from ...errors import ExecutorError
 from ...types import CRASHED, SUCCEEDED
 from ..fusion import Unit, batch_siblings, fuse_chains
-from ..job import BY_VALUE, Emit, Job, TaskFailed
+from ..job import BY_VALUE, Emit, Job, RunJob, TaskFailed
 from .base import Execution
 from .dask_cluster import (
     ClusterWatch,
@@ -110,7 +110,12 @@ class DaskExecutor:
             raise ExecutorError(f"{unmet}; {resources_advice(self.address, asked)}")
 
     def execute(
-        self, jobs: Sequence[Job], emit: Emit, want: set[str], cancel: threading.Event
+        self,
+        jobs: Sequence[Job],
+        emit: Emit,
+        want: set[str],
+        cancel: threading.Event,
+        run_job: RunJob,
     ) -> Execution:
         result = Execution()
         if not jobs:
@@ -136,7 +141,7 @@ class DaskExecutor:
 
         ship_user_code(jobs)
         batches = batch_siblings(fuse_chains(jobs, want), want, self._slots(client))
-        dsk, keys, resources = task_graph(batches, run_id)
+        dsk, keys, resources = task_graph(batches, run_id, run_job)
         self._subscribe(client)
         self._routes[run_id] = handler
         watch = ClusterWatch(client, self.address, resources_needed(jobs), self.lost_after)

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..fusion import GIVE_BACK_AFTER
-from ..job import Emit, Job, NodeValue, TaskFailed
+from ..job import Emit, Job, NodeValue, RunJob, TaskFailed
 from .base import results_or_errors
 
 #: Dask priority of handed-back units: they run before batches that have not started
@@ -46,6 +46,7 @@ def run_siblings(
     run_unit: RunUnit,
     emit: Emit,
     run_id: str,
+    run_job: RunJob,
     budget: float = GIVE_BACK_AFTER,
 ) -> tuple[NodeValue | TaskFailed, ...]:
     """Run a batch's units (each a list of jobs) in order; one entry per unit, its value or
@@ -61,7 +62,7 @@ def run_siblings(
             emit({"kind": "unit_skipped", "node": jobs[0].node_id})
             out[i] = failed
     pending = _Pending(list(inputs))
-    handed = _HandBack(units, inputs, run_id, pending, budget)
+    handed = _HandBack(units, inputs, run_id, run_job, pending, budget)
     _watchdog().watch(handed)
     try:
         while True:
@@ -132,10 +133,11 @@ class _HandBack:
         units: list[list[Job]],
         inputs: dict[int, dict[str, NodeValue]],
         run_id: str,
+        run_job: RunJob,
         pending: _Pending,
         budget: float,
     ) -> None:
-        self.units, self.inputs, self.run_id = units, inputs, run_id
+        self.units, self.inputs, self.run_id, self.run_job = units, inputs, run_id, run_job
         self.pending, self.budget = pending, budget
         # the worker's context, for the thread that hands back: ``get_client`` finds it there
         self.context = contextvars.copy_context()
@@ -217,7 +219,7 @@ class _HandBack:
             units = [self.units[i] for i in chunk]
             # a "data producer" is queued by the scheduler for the first free thread anywhere,
             # not sent to the worker that holds its inputs (this one, busy with a slow unit)
-            args = (units, self.run_id, picks, *[refs[k] for k in parts])
+            args = (self.run_job, units, self.run_id, picks, *[refs[k] for k in parts])
             dsk[key] = Task(key, run_batch, *args, _data_producer=True)
         keys = list(dsk)
         futures = client.get(

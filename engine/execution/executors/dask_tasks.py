@@ -17,8 +17,7 @@ from functools import partial
 from typing import Any
 
 from ..fusion import Unit, gather_tree
-from ..job import Job, NodeValue, TaskFailed
-from ..worker import execute_job
+from ..job import Job, NodeValue, RunJob, TaskFailed
 from .base import results_or_errors
 from .dask_batch import run_siblings
 
@@ -34,10 +33,12 @@ Pick = tuple[int, "int | None"]
 def task_graph(
     batches: Sequence[list[Unit]],
     run_id: str,
+    run_job: RunJob,
     external: Mapping[str, NodeValue] | None = None,
     name: str = "",
 ) -> tuple[dict[Any, Any], list[Any], Any]:
-    """The run (or an expander's children) as one Dask graph.
+    """The run (or an expander's children) as one Dask graph, each job run by ``run_job``
+    (the worker wrapper, pickled by reference).
 
     ``external`` are values of nodes outside the graph that its jobs depend on (an expander's
     dependencies, for its children): each goes into the graph once, as data. ``name``
@@ -81,7 +82,7 @@ def task_graph(
             for job in unit.jobs:  # a unit on its own returns its value, a batch a tuple
                 where[job.node_id] = (key, index if len(batch) > 1 else None)
         jobs = [unit.jobs for unit in batch]
-        dsk[key] = Task(key, run_batch, jobs, run_id, tuple(picks), *parts)
+        dsk[key] = Task(key, run_batch, run_job, jobs, run_id, tuple(picks), *parts)
         keys.append(key)
         if batch[0].head.task.options.resources:
             resources[key] = dict(batch[0].head.task.options.resources)
@@ -119,7 +120,11 @@ def _flatten(parts: Sequence[Any]) -> list[Any]:
 
 
 def run_batch(
-    units: list[list[Job]], run_id: str, picks: tuple[tuple[Pick, ...], ...], *parts: Any
+    run_job: RunJob,
+    units: list[list[Job]],
+    run_id: str,
+    picks: tuple[tuple[Pick, ...], ...],
+    *parts: Any,
 ) -> NodeValue | tuple[NodeValue | TaskFailed, ...]:
     """Runs on a Dask worker: each unit's jobs in order, through the shared wrapper.
 
@@ -153,8 +158,10 @@ def run_batch(
         for job in jobs:
             spawn = None
             if job.expand_arg is not None:  # its children get the estimates it carries
-                spawn = partial(spawn_children, run_id=run_id, estimates=job.child_estimates)
-            value = execute_job(job, deps, emit, spawn)
+                spawn = partial(
+                    spawn_children, run_id=run_id, run_job=run_job, estimates=job.child_estimates
+                )
+            value = run_job(job, deps, emit, spawn)
             deps = {job.node_id: value}
         assert value is not None
         return value
@@ -162,13 +169,14 @@ def run_batch(
     if len(units) == 1:
         return run_unit(units[0], inputs_of(units[0], picks[0]))
     # a batch that outlasts its budget hands the units it has not started back to the cluster
-    return run_siblings(units, picks, inputs_of, run_unit, emit, run_id)
+    return run_siblings(units, picks, inputs_of, run_unit, emit, run_id, run_job)
 
 
 def spawn_children(
     children: list[Job],
     deps: Mapping[str, NodeValue],
     run_id: str,
+    run_job: RunJob,
     estimates: Mapping[str, float] | None = None,
 ) -> list[NodeValue | BaseException]:
     """Runs on a Dask worker, inside an expander: its children as one graph, batched as the
@@ -191,7 +199,7 @@ def spawn_children(
         slots = max(1, sum(client.nthreads().values()))
         batches = batch_siblings(fuse_chains(children, set()), set(), slots)
         name = f"-{children[0].parent}-{uuid.uuid4().hex[:8]}"
-        dsk, keys, resources = task_graph(batches, run_id, deps, name)
+        dsk, keys, resources = task_graph(batches, run_id, run_job, deps, name)
         futures = client.get(expression(dsk, run_id), keys, sync=False, resources=resources)
         found: dict[str, NodeValue | BaseException] = {}
         for batch, outcome in zip(batches, results_or_errors(futures)):

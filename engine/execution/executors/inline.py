@@ -11,8 +11,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..job import Emit, Job, NodeValue
-from ..worker import execute_job
+from ..job import Emit, Job, NodeValue, RunJob
 from .base import Execution, ignore_resources, run_queue
 
 
@@ -27,12 +26,14 @@ def _run_now(fn: Callable[..., NodeValue], *args: Any) -> cf.Future[NodeValue]:
     return future
 
 
-def spawn_serial(emit: Emit) -> Callable[[list[Job], Mapping[str, NodeValue]], list[Any]]:
+def spawn_serial(
+    emit: Emit, run_job: RunJob
+) -> Callable[[list[Job], Mapping[str, NodeValue]], list[Any]]:
     def spawn(children: list[Job], deps: Mapping[str, NodeValue]) -> list[Any]:
         results: list[Any] = []
         for child in children:
             try:
-                results.append(execute_job(child, deps, emit, spawn))
+                results.append(run_job(child, deps, emit, spawn))
             except Exception as exc:  # noqa: BLE001 - one result per child
                 results.append(exc)
         return results
@@ -49,11 +50,17 @@ class InlineExecutor:
         ignore_resources(self.name, jobs)
 
     def execute(
-        self, jobs: Sequence[Job], emit: Emit, want: set[str], cancel: threading.Event
+        self,
+        jobs: Sequence[Job],
+        emit: Emit,
+        want: set[str],
+        cancel: threading.Event,
+        run_job: RunJob,
     ) -> Execution:
         for job in jobs:
             job.tee = True
-        return run_queue(jobs, emit, want, cancel, _run_now, spawn_serial(emit))
+        spawn = spawn_serial(emit, run_job)
+        return run_queue(jobs, emit, want, cancel, _run_now, spawn, run_job)
 
     def close(self) -> None:
         pass

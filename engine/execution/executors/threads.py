@@ -15,8 +15,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..job import Emit, Job, NodeValue
-from ..worker import execute_job
+from ..job import Emit, Job, NodeValue, RunJob
 from .base import Execution, ignore_resources, results_or_errors, run_queue
 
 
@@ -77,21 +76,26 @@ class ThreadsExecutor:
         ignore_resources(self.name, jobs)
 
     def execute(
-        self, jobs: Sequence[Job], emit: Emit, want: set[str], cancel: threading.Event
+        self,
+        jobs: Sequence[Job],
+        emit: Emit,
+        want: set[str],
+        cancel: threading.Event,
+        run_job: RunJob,
     ) -> Execution:
         pool = DaemonPool(self.max_workers, "glasspane-task")
 
         def spawn(children: list[Job], deps: Mapping[str, NodeValue]) -> list[Any]:
             # children get their own pool: waiting on the run's pool from inside it deadlocks
             child_pool = DaemonPool(self.max_workers, "glasspane-map")
-            futures = [child_pool.submit(execute_job, c, deps, emit, spawn) for c in children]
+            futures = [child_pool.submit(run_job, c, deps, emit, spawn) for c in children]
             try:
                 return results_or_errors(futures)
             finally:
                 child_pool.shutdown()
 
         try:
-            return run_queue(jobs, emit, want, cancel, pool.submit, spawn)
+            return run_queue(jobs, emit, want, cancel, pool.submit, spawn, run_job)
         finally:
             pool.shutdown()
 

@@ -7,9 +7,10 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-30
 
-One row per :mod:`glasspane.events` event, keyed by (run, sequence number), so following a
-run reads ``WHERE run_id = ? AND seq > ?`` on the primary key. Runs recorded before this
-revision have no events here.
+One row per batch of :mod:`glasspane.events` events (a recorder transaction), keyed by
+(run, first sequence number), with the last one, so following a run reads the batches
+``WHERE run_id = ? AND last_seq > ?``. Runs recorded before this revision have no events
+here.
 """
 
 from __future__ import annotations
@@ -30,8 +31,7 @@ def upgrade() -> None:
         "run_events",
         sa.Column("run_id", sa.String(length=32), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("kind", sa.String(length=32), nullable=False),
-        sa.Column("node", sa.String(length=255), nullable=True),
+        sa.Column("last_seq", sa.Integer(), nullable=False),
         sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
