@@ -224,17 +224,27 @@ _NOT_LOGGED = frozenset(
 )
 
 
+#: what the event log keeps of an artifact; the rest is read by its hash
+#: (``glasspane.queries.artifact``)
+_LOGGED_ARTIFACT = ("content_hash", "type_name", "size")
+
+
 def log_payload(run_id: str, seq: int, report: dict[str, Any]) -> dict[str, Any]:
-    """A job's report as the run's event log stores it: numbered, without captured text or
-    artifact previews; :func:`from_dict` reads it back as its typed event."""
-    payload = {k: v for k, v in report.items() if k not in _NOT_LOGGED}
-    payload["run_id"], payload["seq"] = run_id, seq
+    """A job's report as the run's event log stores it: numbered, without captured text,
+    empty fields or artifact details beyond hash, type and size (a map's log stays small);
+    :func:`from_dict` reads it back as its typed event (``run_id`` is added on reading)."""
+    payload = {k: v for k, v in report.items() if v is not None and k not in _NOT_LOGGED}
+    payload["seq"] = seq
     if "ts" not in payload:
         payload["ts"] = report.get("ended") or time.time()
     for key in ("inputs", "outputs"):
         if payload.get(key):
             payload[key] = [
-                {**item, "artifact": {**item["artifact"], "preview": None}} for item in payload[key]
+                {
+                    **item,
+                    "artifact": {k: item["artifact"].get(k) for k in _LOGGED_ARTIFACT},
+                }
+                for item in payload[key]
             ]
     return payload
 

@@ -47,7 +47,7 @@ def read(conn: Connection, run_id: str, after: int, limit: int) -> list[dict[str
     )
     found: list[dict[str, Any]] = []
     for row in rows:
-        found.extend(p for p in row.payload if p["seq"] > after)
+        found.extend({**p, "run_id": run_id} for p in row.payload if p["seq"] > after)
         if len(found) >= limit:
             break
     return found
