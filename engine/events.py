@@ -218,10 +218,12 @@ KINDS: dict[str, type[Event]] = {
 
 
 #: what a job's report carries that the event log does not keep: captured text (the task
-#: run keeps its tail; OutputLogged events stream it)
+#: run keeps its tail; OutputLogged events stream it) and a task's inputs (its lineage, in
+#: the store: ``glasspane.lineage``, ``queries.task_detail``)
 _NOT_LOGGED = frozenset(
-    {"stdout", "stderr", "log_tail", "attempt_stdout", "attempt_stderr", "attempt_log_tail"}
-)
+    {"stdout", "stderr", "log_tail", "attempt_stdout", "attempt_stderr", "attempt_log_tail",
+     "inputs"}
+)  # fmt: skip
 
 
 #: what the event log keeps of an artifact; the rest is read by its hash
@@ -231,13 +233,14 @@ _LOGGED_ARTIFACT = ("content_hash", "type_name", "size")
 
 def log_payload(run_id: str, seq: int, report: dict[str, Any]) -> dict[str, Any]:
     """A job's report as the run's event log stores it: numbered, without captured text,
-    empty fields or artifact details beyond hash, type and size (a map's log stays small);
+    inputs, empty fields or output details beyond hash, type and size (a map's log stays
+    small);
     :func:`from_dict` reads it back as its typed event (``run_id`` is added on reading)."""
     payload = {k: v for k, v in report.items() if v is not None and k not in _NOT_LOGGED}
     payload["seq"] = seq
     if "ts" not in payload:
         payload["ts"] = report.get("ended") or time.time()
-    for key in ("inputs", "outputs"):
+    for key in ("outputs",):
         if payload.get(key):
             payload[key] = [
                 {

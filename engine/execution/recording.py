@@ -125,17 +125,18 @@ class Recorder:
         if self.error is not None:
             raise self.error
 
-    def finish(self, event_factory: Callable[[int], Event]) -> None:
-        """Log the run's last event (after its final state is committed) and deliver it.
+    def finish(self, event: Event, logged: bool = False) -> None:
+        """Deliver the run's last event (numbered ``seq + 1``, after the final state is
+        committed), logging it first unless the caller stored it with the state (``logged``).
 
         Call after :meth:`close`; a store error here is not raised (the state is stored).
         """
-        self.seq += 1
-        event = event_factory(self.seq)
-        try:
-            self.store.record_events(self.run_id, [], [event.to_dict(previews=False)])
-        except Exception:  # noqa: BLE001 - the run's state is committed; listeners still hear
-            pass
+        self.seq = event.seq
+        if not logged:
+            try:
+                self.store.record_events(self.run_id, [], [event.to_dict(previews=False)])
+            except Exception:  # noqa: BLE001 - the state is committed; listeners still hear
+                pass
         self.dispatcher.deliver([event])
 
 

@@ -157,16 +157,18 @@ def execute_run(
     if heartbeat.lost:  # someone else ended the run (a crash sweep): report, never overwrite
         stored = store.get_run(run_id)
         result.state, result.error = stored["state"], stored.get("error")
-    else:
-        store.set_run_state(
-            run_id, result.state, error=result.error, output=jsonable(result.output)
-        )
-    recorder.finish(
-        lambda seq: RunFinished(
-            run_id=run_id, seq=seq, state=result.state, error=result.error,
-            duration=round(time.time() - began, 6),
-        )
+    finished = RunFinished(
+        run_id=run_id, seq=recorder.seq + 1, state=result.state, error=result.error,
+        duration=round(time.time() - began, 6),
     )  # fmt: skip
+    if heartbeat.lost:
+        recorder.finish(finished)
+    else:  # the final state and RunFinished in one transaction: a follower sees both or neither
+        store.set_run_state(
+            run_id, result.state, error=result.error, output=jsonable(result.output),
+            log=[finished.to_dict(previews=False)],
+        )  # fmt: skip
+        recorder.finish(finished, logged=True)
     dispatcher.close()
     if interrupted is not None and raise_interrupt:
         raise interrupted

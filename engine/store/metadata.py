@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..errors import GlasspaneError, InvalidArgument
 from ..types import STATES, ArtifactInfo
-from . import lifecycle, queries
+from . import event_log, lifecycle, queries
 from .engines import describe, mask_url, open_engines, open_error
 from .lineage import LineageWalk
 from .migrate import current_revision, missing_database, require_file, upgrade
@@ -196,12 +196,20 @@ class MetadataStore(RunControl):
         )
 
     def set_run_state(
-        self, run_id: str, state: str, *, error: str | None = None, output: Any = None
+        self,
+        run_id: str,
+        state: str,
+        *,
+        error: str | None = None,
+        output: Any = None,
+        log: list[dict[str, Any]] | None = None,
     ) -> bool:
         """Move a run to ``state`` unless it is already terminal (compare-and-set).
 
         Sets ``started_at`` on the first move to ``running`` and ``ended_at`` on a terminal
-        state; ``error`` and ``output`` (JSON-serializable) are stored when given.
+        state; ``error`` and ``output`` (JSON-serializable) are stored when given; ``log``
+        (event payloads, the run's ``RunFinished``) is appended to its event log in the same
+        transaction.
 
         Args:
             run_id: the run's full id (writes take no prefixes).
@@ -215,9 +223,14 @@ class MetadataStore(RunControl):
         """
         if state not in STATES:
             raise InvalidArgument(f"unknown run state `{state}`; use one of {', '.join(STATES)}")
-        return self._write(
-            lambda conn: lifecycle.set_run_state(conn, run_id, state, error=error, output=output)
-        )
+
+        def work(conn: Connection) -> bool:
+            changed = lifecycle.set_run_state(conn, run_id, state, error=error, output=output)
+            if log:
+                event_log.append(conn, run_id, log)
+            return changed
+
+        return self._write(work)
 
     def heartbeat(self, run_id: str) -> bool:
         """Record that the driver of ``run_id`` is alive.
