@@ -117,13 +117,6 @@ def runs(
     return store.list_runs(limit=limit, pipeline=pipeline, state=state)
 
 
-def sweep_crashed(store: MetadataStore, settings: Settings) -> list[str]:
-    """Mark runs whose driver stopped heart-beating as ``crashed`` (they can be retried)."""
-    return store.mark_crashed(
-        stale_after=max(settings.crash_after, 4 * settings.heartbeat_interval)
-    )
-
-
 def sweep(*, settings: Settings | None = None) -> list[str]:
     """The crash sweep as a maintenance step: mark runs whose driver stopped heart-beating
     (no heartbeat for ``crash_after`` seconds) ``crashed``, so they can be retried.
@@ -134,12 +127,7 @@ def sweep(*, settings: Settings | None = None) -> list[str]:
         The ids of the runs this call marked crashed; ``[]`` when there is no database yet
         (none is created).
     """
-    settings = settings or load_settings()
-    try:
-        store = metadata_store(settings, create=False)
-    except NotFound:
-        return []
-    return sweep_crashed(store, settings)
+    return default_workspace(settings).sweep()
 
 
 def get_run(run_id: str, *, settings: Settings | None = None) -> dict[str, Any]:

@@ -42,17 +42,13 @@ class Event:
     seq: int
     ts: float = field(default_factory=time.time)
 
-    def to_dict(self, previews: bool = True) -> dict[str, Any]:
-        """The JSON-able form, with ``kind``; :func:`from_dict` reads it back.
-
-        ``previews=False`` leaves out the artifacts' previews (the run's event log is stored
-        so: a preview is read from the artifact itself, by its content hash).
-        """
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-able form, with ``kind``; :func:`from_dict` reads it back."""
         data: dict[str, Any] = {"kind": self.kind}
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, tuple):
-                value = [_plain(v, previews) for v in value]
+            if isinstance(value, tuple):  # inputs, artifacts
+                value = [v.to_dict() for v in value]
             data[f.name] = value
         return data
 
@@ -105,12 +101,8 @@ class Input:
     source: str | None
     artifact: ArtifactInfo
 
-    def to_dict(self, previews: bool = True) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "source": self.source,
-            "artifact": _plain(self.artifact, previews),
-        }
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "artifact": self.artifact.to_dict()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -197,17 +189,6 @@ class RunFinished(Event):
     duration: float | None = None
 
 
-def _plain(value: Any, previews: bool) -> Any:
-    if isinstance(value, ArtifactInfo):
-        data = value.to_dict()
-        if not previews:
-            data["preview"] = None
-        return data
-    if isinstance(value, Input):
-        return value.to_dict(previews)
-    return value
-
-
 KINDS: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -240,15 +221,11 @@ def log_payload(run_id: str, seq: int, report: dict[str, Any]) -> dict[str, Any]
     payload["seq"] = seq
     if "ts" not in payload:
         payload["ts"] = report.get("ended") or time.time()
-    for key in ("outputs",):
-        if payload.get(key):
-            payload[key] = [
-                {
-                    **item,
-                    "artifact": {k: item["artifact"].get(k) for k in _LOGGED_ARTIFACT},
-                }
-                for item in payload[key]
-            ]
+    if payload.get("outputs"):
+        payload["outputs"] = [
+            {**item, "artifact": {k: item["artifact"].get(k) for k in _LOGGED_ARTIFACT}}
+            for item in payload["outputs"]
+        ]
     return payload
 
 

@@ -43,14 +43,13 @@ def launch(
     command += ["--run-id", run_id, "--trigger", trigger, "--json"]
     if executor:
         command += ["--executor", executor]
-    s = settings
     env = dict(os.environ)
     env.update(
-        GLASSPANE_HOME=str(s.home),
-        GLASSPANE_DATABASE_URL=s.resolved_database_url,
-        GLASSPANE_ARTIFACT_ROOT=s.resolved_artifact_root,
+        GLASSPANE_HOME=str(settings.home),
+        GLASSPANE_DATABASE_URL=settings.resolved_database_url,
+        GLASSPANE_ARTIFACT_ROOT=settings.resolved_artifact_root,
     )
-    logs = s.home.expanduser() / "launches"
+    logs = settings.home.expanduser() / "launches"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{run_id}.log"
     with open(log_path, "wb") as log:

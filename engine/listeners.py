@@ -114,10 +114,6 @@ def _load_entry_points() -> list[Listener]:
 Batch = list[Event | dict[str, Any]]
 
 
-class ListenerFailed(Exception):
-    """A strict run's listener raised; the run fails with this."""
-
-
 class Dispatcher:
     """Delivers one run's events to its listeners, in order, on a thread of its own."""
 

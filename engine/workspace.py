@@ -276,9 +276,14 @@ class Workspace:
         )
 
     def sweep(self) -> list[str]:
-        """Mark runs whose driver stopped heart-beating as ``crashed``; their ids."""
+        """Mark runs whose driver stopped heart-beating as ``crashed``; their ids (``[]``
+        when there is no database yet: none is created)."""
+        try:
+            store = self.reader()
+        except NotFound:
+            return []
         s = self.settings
-        return self.store.mark_crashed(stale_after=max(s.crash_after, 4 * s.heartbeat_interval))
+        return store.mark_crashed(stale_after=max(s.crash_after, 4 * s.heartbeat_interval))
 
     def cancel(self, run_id: str) -> bool:
         """Ask the process running ``run_id`` to cancel it (from any process).

@@ -134,23 +134,22 @@ class Recorder:
         self.seq = event.seq
         if not logged:
             try:
-                self.store.record_events(self.run_id, [], [event.to_dict(previews=False)])
+                self.store.record_events(self.run_id, [], [event.to_dict()])
             except Exception:  # noqa: BLE001 - the state is committed; listeners still hear
                 pass
         self.dispatcher.deliver([event])
 
 
 class Heartbeat:
-    """Touches the run's heartbeat every ``interval`` seconds; sets ``lost`` when the run was
-    ended by someone else, and ``cancel_requested`` when another process asked to cancel
-    it (``glasspane cancel``); either calls ``on_stop``."""
+    """Touches the run's heartbeat every ``interval`` seconds; calls ``on_stop`` when the run
+    was ended by someone else (then ``lost`` is set) or another process asked to cancel it
+    (``glasspane cancel``)."""
 
     def __init__(
         self, store: MetadataStore, run_id: str, interval: float, on_stop: Callable[[], None]
     ) -> None:
         self._stop = threading.Event()
         self.lost = False
-        self.cancel_requested = False
 
         def beat() -> None:
             while not self._stop.wait(interval):
@@ -160,7 +159,7 @@ class Heartbeat:
                 except Exception:  # noqa: BLE001 - a transient DB error must not kill a run
                     continue
                 if not alive or cancel:
-                    self.lost, self.cancel_requested = not alive, bool(cancel)
+                    self.lost = not alive
                     on_stop()
                     return
 

@@ -166,7 +166,7 @@ def execute_run(
     else:  # the final state and RunFinished in one transaction: a follower sees both or neither
         store.set_run_state(
             run_id, result.state, error=result.error, output=jsonable(result.output),
-            log=[finished.to_dict(previews=False)],
+            log=[finished.to_dict()],
         )  # fmt: skip
         recorder.finish(finished, logged=True)
     dispatcher.close()

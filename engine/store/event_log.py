@@ -53,17 +53,6 @@ def read(conn: Connection, run_id: str, after: int, limit: int) -> list[dict[str
     return found
 
 
-def last_seq(conn: Connection, run_id: str) -> int:
-    """The sequence number of ``run_id``'s last recorded event (0 when it has none)."""
-    rows = conn.execute(
-        select(RunEventRow.last_seq)
-        .where(RunEventRow.run_id == run_id)
-        .order_by(RunEventRow.seq.desc())
-        .limit(1)
-    ).first()
-    return 0 if rows is None else int(rows[0])
-
-
 def run_state(conn: Connection, run_id: str) -> str | None:
     """The state of run ``run_id`` (exact id); None when there is no such run."""
     row = conn.execute(select(RunRow.state).where(RunRow.id == run_id)).first()

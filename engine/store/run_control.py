@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Connection
 
 from . import event_log, launches
 from .events import EventWriter, check_events, require_run
-
-T = TypeVar("T")
 
 
 class RunControl:
