@@ -7,6 +7,7 @@ below, so every entry point behaves the same. Each function works in the default
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,12 +15,12 @@ from .artifacts import ArtifactStore
 from .config import Settings, load_settings
 from .errors import ConfigError, NotFound
 from .events import Event
-from .execution.executors import Executor
+from .execution.executors import DEFAULT_POOL, Executor
 from .execution.result import RunResult, TaskResult
 from .execution.resume import Reusable
 from .listeners import Listener
 from .store import MetadataStore
-from .workspace import Workspace, default_workspace
+from .workspace import Workspace
 
 if TYPE_CHECKING:
     from .dsl.pipeline import PipelineDef
@@ -167,6 +168,7 @@ def retry(
     listeners: Sequence[Listener] = (),
     secrets: dict[str, Any] | None = None,
     workspace: Workspace | None = None,
+    new_run_id: str | None = None,
 ) -> RunResult:
     """Resume a failed, cancelled or crashed run as a new run linked to it.
 
@@ -177,7 +179,8 @@ def retry(
     whose inputs change with it; failed and not-yet-run tasks run. Each task's note says
     which. The old run keeps its state. The run uses the old run's parameters: secret ones
     (pydantic ``SecretStr``), which are never stored, are given again in ``secrets``; any
-    other parameter is refused (start a new run to change it).
+    other parameter is refused (start a new run to change it). ``new_run_id`` is that of a
+    retry ``Workspace.launch_retry`` queued.
     """
     ws = workspace or default_workspace(settings)
     return ws.retry(
@@ -187,6 +190,7 @@ def retry(
         raise_on_failure=raise_on_failure,
         listeners=listeners,
         secrets=secrets,
+        new_run_id=new_run_id,
     )
 
 
@@ -295,3 +299,34 @@ def cached_tasks(*, settings: Settings | None = None) -> dict[str, int]:
         if isinstance(entry.get("task"), str)
     )
     return dict(sorted(counts.items()))
+
+
+# ---- the default Workspaces ------------------------------------------------------------------
+
+_defaults: dict[tuple[str, str], Workspace] = {}
+_defaults_lock = threading.Lock()
+
+
+def default_workspace(settings: Settings | None = None) -> Workspace:
+    """The module-level API's Workspace for ``settings`` (default: the loaded settings).
+
+    One per database URL and artifact root, all sharing the process's Dask executors.
+    """
+    settings = settings or load_settings()
+    key = (settings.resolved_database_url, settings.resolved_artifact_root)
+    with _defaults_lock:
+        ws = _defaults.get(key)
+        if ws is None or ws._closed:
+            ws = _defaults[key] = Workspace(settings, executors=DEFAULT_POOL)
+        else:
+            ws.settings = settings  # the same stores; the latest executor/heartbeat settings
+        return ws
+
+
+def close_default_workspaces() -> None:
+    """Close every default Workspace's stores (the shared Dask executors stay)."""
+    with _defaults_lock:
+        workspaces = list(_defaults.values())
+        _defaults.clear()
+    for ws in workspaces:
+        ws.close()

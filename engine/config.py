@@ -16,10 +16,18 @@ import difflib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError, describe_validation
 
@@ -48,6 +56,20 @@ class Settings(BaseSettings):
     crash_after: float = 120.0
     #: a listener that raises fails the run (instead of being logged and dropped)
     strict_listeners: bool = False
+    #: the web UI's access token (``glasspane ui``): with it set, every page, API call and
+    #: static file needs it; required to bind an address other than loopback
+    ui_token: SecretStr | None = None
+    #: Host names the web UI answers to besides loopback and the address it binds (a
+    #: request with any other ``Host`` header is refused: DNS rebinding); in the
+    #: environment, comma-separated: ``GLASSPANE_UI_HOSTS=ml.example.com,ml``
+    ui_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("ui_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):  # GLASSPANE_UI_HOSTS=a.example.com,b
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     #: field -> where its value came from, for messages (see :meth:`source`)
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)

@@ -77,6 +77,10 @@ class NotFound(GlasspaneError, LookupError):
     """A run, node or pipeline asked for by id does not exist."""
 
 
+class RunStillActive(GlasspaneError, RuntimeError):
+    """An action needs a run to be over (a retry), and it is still queued or running."""
+
+
 class GlasspaneWarning(UserWarning):
     """Something glasspane will do differently from what the code asks (for example,
     ``resources=`` ignored by an executor without resources); the CLI prints it as one

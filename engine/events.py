@@ -203,7 +203,7 @@ KINDS: dict[str, type[Event]] = {
 #: the store: ``glasspane.lineage``, ``queries.task_detail``)
 _NOT_LOGGED = frozenset(
     {"stdout", "stderr", "log_tail", "attempt_stdout", "attempt_stderr", "attempt_log_tail",
-     "inputs"}
+     "inputs", "key_parts"}
 )  # fmt: skip
 
 

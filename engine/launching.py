@@ -1,5 +1,12 @@
-"""Launching a run in a child process (``Workspace.launch``): queued at once, taken over
-by ``glasspane run --run-id`` in the child, crashed if the child exits before that."""
+"""Launching a run in a child process (``Workspace.launch``, ``Workspace.launch_retry``):
+queued at once, taken over by ``glasspane run --run-id`` (or ``glasspane retry --run-id``)
+in the child, crashed if the child exits before that.
+
+Parameters reach the child in the environment variable :data:`PARAMS_ENV` (JSON), never on
+its command line, which any user of the machine can read; the child removes the variable
+before running anything. The queued row stores the parameters with the secret ones masked,
+as the pipeline's stored schema names them (all of them when no schema is stored yet).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +18,15 @@ import threading
 from typing import Any
 
 from .config import Settings
+from .errors import NotFound
 from .execution.runner import new_run_id
 from .loader import canonical_ref, split_ref
-from .store import MetadataStore
+from .param_schema import secret_names
+from .store import MetadataStore, launches
+
+#: the environment variable a launched child reads its parameters (or secrets) from
+PARAMS_ENV = "GLASSPANE_LAUNCH_PARAMS"
+MASK = "**********"
 
 
 def launch(
@@ -27,20 +40,75 @@ def launch(
     """Queue a run of ``reference``, start its child process, return the run id."""
     split_ref(reference)  # a malformed reference: an error here, not in the child
     reference = canonical_ref(reference)
+    name = reference.rpartition(":")[2]
+    params = dict(params or {})
     run_id = new_run_id()
     store.queue_run(
         run_id=run_id,
-        pipeline_name=reference.rpartition(":")[2],
+        pipeline_name=name,
         pipeline_ref=reference,
-        params=dict(params or {}),
+        params=_masked(store, name, params),
         trigger=trigger,
         executor=executor,
     )
-    command = [sys.executable, "-m", "glasspane.cli.main", "run", reference]
-    for name, value in (params or {}).items():
-        text = value if isinstance(value, str) else json.dumps(value)
-        command += ["-p", f"{name}={text}"]
-    command += ["--run-id", run_id, "--trigger", trigger, "--json"]
+    command = ["run", reference, "--run-id", run_id, "--trigger", trigger]
+    _start(store, settings, run_id, command, executor, params)
+    return run_id
+
+
+def launch_retry(
+    store: MetadataStore,
+    settings: Settings,
+    run_id: str,
+    secrets: dict[str, Any] | None,
+    trigger: str,
+    executor: str | None,
+) -> str:
+    """Queue a retry of ``run_id`` (checked to be over), start its child process (``glasspane
+    retry``), return the new run's id."""
+    from .retry_params import check_retryable
+
+    old = store.get_run(run_id)
+    check_retryable(old)
+    if not old.get("pipeline_ref"):
+        raise NotFound(
+            f"run {old['run_id']} does not record where its pipeline is imported from, so it "
+            "cannot be retried in another process; retry it from Python: "
+            "glasspane.retry(run_id, pipeline=my_pipeline)"
+        )
+    new_id = new_run_id()
+    store.queue_run(
+        run_id=new_id,
+        pipeline_name=old["pipeline"],
+        pipeline_ref=old["pipeline_ref"],
+        params=dict(old.get("params") or {}),  # stored masked already
+        trigger=trigger,
+        executor=executor,
+    )
+    command = ["retry", old["run_id"], "--run-id", new_id]
+    _start(store, settings, new_id, command, executor, dict(secrets or {}))
+    return new_id
+
+
+def _masked(store: MetadataStore, pipeline: str, params: dict[str, Any]) -> dict[str, Any]:
+    schema = store.read(launches.pipeline_schema, pipeline)
+    if schema is None:
+        return {name: MASK for name in params}  # which ones are secret is not known yet
+    secret = secret_names(schema)
+    return {name: MASK if name in secret else value for name, value in params.items()}
+
+
+def _start(
+    store: MetadataStore,
+    settings: Settings,
+    run_id: str,
+    command: list[str],
+    executor: str | None,
+    params: dict[str, Any],
+) -> None:
+    """Start ``glasspane COMMAND`` as the child that takes over ``run_id``; a thread records
+    the run as crashed if the child exits before taking it over."""
+    command = [sys.executable, "-m", "glasspane.cli.main", *command, "--json"]
     if executor:
         command += ["--executor", executor]
     env = dict(os.environ)
@@ -49,6 +117,7 @@ def launch(
         GLASSPANE_DATABASE_URL=settings.resolved_database_url,
         GLASSPANE_ARTIFACT_ROOT=settings.resolved_artifact_root,
     )
+    env[PARAMS_ENV] = json.dumps(params)
     logs = settings.home.expanduser() / "launches"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{run_id}.log"
@@ -68,4 +137,10 @@ def launch(
         )
 
     threading.Thread(target=watch, name=f"glasspane-launch-{run_id}", daemon=True).start()
-    return run_id
+
+
+def launched_params() -> dict[str, Any]:
+    """The parameters :func:`launch` passed this process (removed from its environment, so
+    tasks and the worker processes they start never see them); ``{}`` when not launched."""
+    raw = os.environ.pop(PARAMS_ENV, None)
+    return json.loads(raw) if raw else {}

@@ -1,4 +1,5 @@
-"""The parameters of a retry: the old run's, with its secret ones given again.
+"""The parameters of a retry (the old run's, with its secret ones given again), and whether
+a run can be retried at all.
 
 A retry reuses outputs computed with the old run's parameter values, so only secret
 parameters (pydantic ``SecretStr`` / ``SecretBytes``, which are never stored) may be given.
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import ParameterError
+from .errors import GlasspaneError, ParameterError, RunStillActive
+from .types import SUCCEEDED, TERMINAL_STATES
 
 if TYPE_CHECKING:
     from .dsl.pipeline import PipelineDef
@@ -67,3 +69,23 @@ def is_secret(annotation: Any) -> bool:
     return annotation in (SecretStr, SecretBytes) or any(
         arg in (SecretStr, SecretBytes) for arg in getattr(annotation, "__args__", ())
     )
+
+
+def check_retryable(old: dict[str, Any]) -> None:
+    """Raise unless run ``old`` (a ``get_run`` dict) can be resumed: it must be over, and
+    not have succeeded.
+
+    Raises:
+        RunStillActive: it is queued, pending or running.
+        GlasspaneError: it succeeded (nothing to resume).
+    """
+    if old["state"] == SUCCEEDED:
+        raise GlasspaneError(
+            f"run {old['run_id']} succeeded; there is nothing to resume. Start a new run "
+            "with `glasspane run` (cached tasks are reused automatically)"
+        )
+    if old["state"] not in TERMINAL_STATES:
+        raise RunStillActive(
+            f"run {old['run_id']} is still {old['state']}; wait for it to finish (or cancel "
+            "it: glasspane cancel RUN), or for its heartbeat to go stale, before resuming it"
+        )

@@ -11,8 +11,8 @@ Everything that runs or reads runs goes through a Workspace::
 Two Workspaces share nothing: not their databases, artifact stores, Dask clients or
 embedded clusters, nor their listeners. The module-level API (``glasspane.run``,
 ``glasspane.runs``, the CLI) uses a default Workspace per configuration
-(:func:`default_workspace`); those share the process's Dask executors, so a notebook or a test
-session starts one embedded cluster however many homes it uses.
+(:func:`glasspane.api.default_workspace`); those share the process's Dask executors, so a
+notebook or a test session starts one embedded cluster however many homes it uses.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .artifacts import ArtifactStore
 from .config import Settings, load_settings
 from .errors import ConfigError, DefinitionError, GlasspaneError, NotFound, RunFailed
 from .events import Event
-from .execution.executors import DEFAULT_POOL, Executor, ExecutorPool
+from .execution.executors import Executor, ExecutorPool
 from .execution.planner import plan_run
 from .execution.result import RunResult
 from .execution.resume import Reusable, reusable_from_run
@@ -175,6 +175,7 @@ class Workspace:
         ``run_id`` is that of a run :meth:`launch` queued, which this run takes over.
         """
         from .loader import ref_for
+        from .param_schema import params_schema
 
         graph = pipeline.compile(**(params or {}))  # bad parameters: nothing written yet
         hearing = [
@@ -204,6 +205,7 @@ class Workspace:
             executor=chosen,
             pipeline_ref=ref_for(pipeline),
             params=graph.params,
+            params_schema=params_schema(pipeline.params_model),
             trigger=trigger,
             resumed_from=resumed_from,
             reuse=reuse,
@@ -232,24 +234,19 @@ class Workspace:
         raise_on_failure: bool = True,
         listeners: Sequence[Listener] = (),
         secrets: dict[str, Any] | None = None,
+        new_run_id: str | None = None,
     ) -> RunResult:
-        """Resume a failed, cancelled or crashed run as a new run; see ``glasspane.retry``."""
+        """Resume a failed, cancelled or crashed run as a new run; see ``glasspane.retry``.
+
+        ``new_run_id`` is that of a retry :meth:`launch_retry` queued, which this run takes over.
+        """
         from .loader import load_pipeline
-        from .retry_params import with_secrets
+        from .retry_params import check_retryable, with_secrets
 
         store = self.store
         self.sweep()  # a run whose driver died can be resumed right away
         old = store.get_run(run_id)
-        if old["state"] == SUCCEEDED:
-            raise GlasspaneError(
-                f"run {old['run_id']} succeeded; there is nothing to resume. Start a new run "
-                "with `glasspane run` (cached tasks are reused automatically)"
-            )
-        if old["state"] in ("pending", "running"):
-            raise GlasspaneError(
-                f"run {old['run_id']} is still {old['state']}; wait for it to finish, or for "
-                "its heartbeat to go stale, before resuming it"
-            )
+        check_retryable(old)
         if pipeline is None:
             ref = old.get("pipeline_ref")
             if not ref:
@@ -273,6 +270,7 @@ class Workspace:
             trigger="retry",
             resumed_from=old["run_id"],
             reuse=reusable_from_run(old),
+            run_id=new_run_id,
         )
 
     def sweep(self) -> list[str]:
@@ -321,6 +319,42 @@ class Workspace:
         self._check_open()
         return launch(self.store, self.settings, reference, params, trigger, executor)
 
+    def launch_retry(
+        self,
+        run_id: str,
+        secrets: dict[str, Any] | None = None,
+        *,
+        trigger: str = "retry",
+        executor: str | None = None,
+    ) -> str:
+        """Retry ``run_id`` in a child process (``glasspane retry``), as :meth:`launch` does a
+        run; return the new run's id at once. ``secrets`` gives the secret parameters again.
+
+        Raises:
+            NotFound: no such run, or it does not record its pipeline reference.
+            RunStillActive: the run is not over.
+            GlasspaneError: the run succeeded (nothing to resume).
+        """
+        from .launching import launch_retry
+
+        self._check_open()
+        return launch_retry(self.store, self.settings, run_id, secrets, trigger, executor)
+
+    def check_params(self, pipeline: str, params: dict[str, str]) -> dict[str, Any]:
+        """Validate text values for pipeline ``pipeline`` (a form's fields) against the
+        parameter schema its latest run stored, as ``glasspane run -p NAME=VALUE`` does,
+        without importing its code; return the values to :meth:`launch` it with.
+
+        Raises:
+            NotFound: no pipeline of that name has run here.
+            ParameterError: with the message ``glasspane run`` gives.
+        """
+        from .param_schema import check_params
+        from .queries import pipeline as find_pipeline
+
+        summary = find_pipeline(self.reader(), pipeline)
+        return check_params(pipeline, summary.params_schema, params)
+
     # ---- following a run from any process ---------------------------------------------------
 
     def follow(
@@ -363,32 +397,3 @@ def no_database(settings: Settings) -> NotFound:
         f"no glasspane database exists at {where} ({source} points there): nothing has run "
         f"with this setting yet, or fix {source}"
     )
-
-
-_defaults: dict[tuple[str, str], Workspace] = {}
-_defaults_lock = threading.Lock()
-
-
-def default_workspace(settings: Settings | None = None) -> Workspace:
-    """The module-level API's Workspace for ``settings`` (default: the loaded settings).
-
-    One per database URL and artifact root, all sharing the process's Dask executors.
-    """
-    settings = settings or load_settings()
-    key = (settings.resolved_database_url, settings.resolved_artifact_root)
-    with _defaults_lock:
-        ws = _defaults.get(key)
-        if ws is None or ws._closed:
-            ws = _defaults[key] = Workspace(settings, executors=DEFAULT_POOL)
-        else:
-            ws.settings = settings  # the same stores; the latest executor/heartbeat settings
-        return ws
-
-
-def close_default_workspaces() -> None:
-    """Close every default Workspace's stores (the shared Dask executors stay)."""
-    with _defaults_lock:
-        workspaces = list(_defaults.values())
-        _defaults.clear()
-    for ws in workspaces:
-        ws.close()

@@ -26,9 +26,9 @@ def glasspane_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no glasspane.toml from the repo leaks in
     yield home
-    workspace = sys.modules.get("glasspane.workspace")
-    if workspace is not None:
-        workspace.close_default_workspaces()  # stores; the process's Dask executors stay
+    api = sys.modules.get("glasspane.api")
+    if api is not None:
+        api.close_default_workspaces()  # stores; the process's Dask executors stay
     worker = sys.modules.get("glasspane.execution.worker")
     if worker is not None:
         worker._stores.clear()

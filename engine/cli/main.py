@@ -127,7 +127,25 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _logs(args)
     if args.command == "cache":
         return _cache_clear(args)
+    if args.command == "ui":
+        return _plugin("ui")(args)
     raise AssertionError(args.command)  # pragma: no cover - argparse requires a command
+
+
+def _plugin(name: str) -> Any:
+    """The command ``name`` an installed package provides (entry-point group
+    ``glasspane.commands``): the web UI lives in ``glasspane.ui``, which the engine never
+    imports."""
+    from importlib.metadata import entry_points
+
+    from ..errors import ConfigError
+
+    for ep in entry_points(group="glasspane.commands", name=name):
+        return ep.load()
+    raise ConfigError(
+        f"the `{name}` command is not installed (no entry point `{name}` in group "
+        "glasspane.commands); reinstall glasspane: pip install glasspane"
+    )
 
 
 def _console(stderr: bool = False) -> Any:
@@ -141,11 +159,14 @@ def _console(stderr: bool = False) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from .. import api
+    from ..launching import launched_params
     from ..loader import load_pipeline
-    from .params import parse_params
+    from ..params import parse_params
 
+    launched = launched_params()  # before any user code runs: tasks never see them
     pipeline = load_pipeline(args.pipeline)
     params = parse_params(args.param, dict(pipeline.params_model.model_fields), pipeline.name)
+    params.update(launched)
     _say_swept(api.sweep(), stderr=True)  # the maintenance step reads leave to writers
     return _execute(
         args,
@@ -164,10 +185,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def _retry(args: argparse.Namespace) -> int:
     from .. import api
-    from .params import split_param
+    from ..launching import launched_params
+    from ..params import split_param
 
     old = api.get_run(args.run_id)
     secrets = dict(split_param(item) for item in args.param)  # kept raw: secrets are strings
+    secrets.update(launched_params())
     return _execute(
         args,
         lambda listeners: api.retry(
@@ -176,6 +199,7 @@ def _retry(args: argparse.Namespace) -> int:
             raise_on_failure=False,
             listeners=listeners,
             secrets=secrets,
+            new_run_id=args.new_run_id,
         ),
         old["pipeline"],
     )

@@ -214,6 +214,13 @@ examples:
         "other parameters are the run's own and cannot change",
     )
     executor_opts(retry)
+    retry.add_argument(
+        "--run-id",
+        dest="new_run_id",
+        default=None,
+        metavar="ID",
+        help="take over the run ID that Workspace.launch_retry queued (what a launched child does)",
+    )
 
     cancel = command(
         sub,
@@ -309,4 +316,19 @@ examples:
         help="only this task's entries, by task name (default: every task); a name the cache "
         "holds no entry for is an error that lists the names it holds",
     )
+    ui = command(
+        sub,
+        "ui",
+        "serve the web UI",
+        description="Serve the web UI over the configured runs (the same settings as every "
+        "other command): runs, run graphs, tasks, artifacts, lineage, metrics; launch, retry "
+        "and cancel runs. It runs no pipeline code itself: runs it launches are child "
+        "processes. Binding an address other than 127.0.0.1 needs GLASSPANE_UI_TOKEN.",
+        epilog="""examples:
+  glasspane ui
+  glasspane ui --port 9000
+  GLASSPANE_UI_TOKEN=$(openssl rand -hex 16) glasspane ui --host 0.0.0.0""",
+    )
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8420, help="port to bind (default: 8420)")
     return parser

@@ -56,41 +56,11 @@ class PipelineDef(Generic[P, R]):
 
     # -- parameters --------------------------------------------------------------------------
     def describe_params(self) -> str:
-        parts = []
-        for name, field in self.params_model.model_fields.items():
-            annotation = field.annotation
-            ann = getattr(annotation, "__name__", None) if not typing.get_args(annotation) else None
-            ann = (ann or str(annotation)).replace("typing.", "")
-            parts.append(
-                f"{name}: {ann}" + ("" if field.is_required() else f" = {field.default!r}")
-            )
-        return ", ".join(parts) or "no parameters"
+        return describe_params(self.params_model)
 
     def validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Check names and types; return the validated values (defaults filled in)."""
-        fields = self.params_model.model_fields
-        unknown = [k for k in params if k not in fields]
-        if unknown:
-            raise ParameterError(
-                f"unknown parameter{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(f'`{u}`' for u in unknown)} for pipeline `{self.name}`; "
-                f"it takes: {self.describe_params()}"
-            )
-        try:
-            model = self.params_model(**params)
-        except ValidationError as exc:
-            problems = []
-            for err in exc.errors():
-                where = ".".join(str(p) for p in err["loc"])
-                if err["type"] == "missing":
-                    problems.append(f"`{where}` is required")
-                else:
-                    problems.append(f"`{where}`: {err['msg']} (got {err.get('input')!r})")
-            raise ParameterError(
-                f"invalid parameter{'s' if len(problems) > 1 else ''} for pipeline "
-                f"`{self.name}`: {'; '.join(problems)}; it takes: {self.describe_params()}"
-            ) from None
-        return {name: getattr(model, name) for name in fields}
+        return validate_params(self.params_model, self.name, params)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Map a call's positional and keyword arguments to parameter names."""
@@ -226,3 +196,49 @@ def pipeline(
         return PipelineDef(f, name=name, schedule=schedule)
 
     return wrap(fn) if fn is not None else wrap
+
+
+def describe_params(model: type[BaseModel]) -> str:
+    """``n_rows: int = 1000, C: float = 1.0``: a parameter model's fields, for messages."""
+    parts = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        ann = getattr(annotation, "__name__", None) if not typing.get_args(annotation) else None
+        ann = (ann or str(annotation)).replace("typing.", "")
+        parts.append(f"{name}: {ann}" + ("" if field.is_required() else f" = {field.default!r}"))
+    return ", ".join(parts) or "no parameters"
+
+
+def validate_params(
+    model: type[BaseModel], pipeline: str, params: dict[str, Any]
+) -> dict[str, Any]:
+    """Check ``params`` against the parameter ``model`` of pipeline ``pipeline``; return the
+    validated values (defaults filled in).
+
+    Raises:
+        ParameterError: an unknown name, a missing or invalid value; the message lists the
+            parameters the pipeline takes.
+    """
+    fields = model.model_fields
+    unknown = [k for k in params if k not in fields]
+    if unknown:
+        raise ParameterError(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(f'`{u}`' for u in unknown)} for pipeline `{pipeline}`; "
+            f"it takes: {describe_params(model)}"
+        )
+    try:
+        validated = model(**params)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "missing":
+                problems.append(f"`{where}` is required")
+            else:
+                problems.append(f"`{where}`: {err['msg']} (got {err.get('input')!r})")
+        raise ParameterError(
+            f"invalid parameter{'s' if len(problems) > 1 else ''} for pipeline "
+            f"`{pipeline}`: {'; '.join(problems)}; it takes: {describe_params(model)}"
+        ) from None
+    return {name: getattr(validated, name) for name in fields}

@@ -46,6 +46,7 @@ def task_finished(
     map_index: int | None = None,
     text: Captured | None = None,
     attempt_text: Captured | None = None,
+    key_parts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``task_finished`` event.
 
@@ -75,7 +76,15 @@ def task_finished(
         "map_index": map_index,
         "inputs": list(inputs),
         "outputs": [{"name": str(i), "artifact": info.to_dict()} for i, info in enumerate(outputs)],
+        "key_parts": key_parts,
     }
+
+
+def key_parts(code: str | None, consts: dict[str, Any], cache: bool) -> dict[str, Any]:
+    """What a task's cache key was made of, besides its inputs (which lineage records): its
+    code fingerprint or ``version=``, its constant arguments' digests, whether it caches.
+    Stored with the task run, so a task can say why it hit or missed the cache."""
+    return {"code": code, "consts": consts, "cache": cache}
 
 
 def cache_hit(
@@ -88,12 +97,14 @@ def cache_hit(
     note: str | None = None,
     parent: str | None = None,
     map_index: int | None = None,
+    parts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``task_finished`` event of a node resolved without running (cache, resume)."""
     now = time.time()
     return task_finished(
         node, task, SUCCEEDED, cached=True, cache_key=key, started=now, ended=now,
         inputs=inputs, outputs=outputs, note=note, parent=parent, map_index=map_index,
+        key_parts=parts,
     )  # fmt: skip
 
 

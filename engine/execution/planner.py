@@ -23,7 +23,7 @@ from ..types import ArtifactInfo
 from .expansion import cached_expansion, expansion_key
 from .job import Job, OutputKey
 from .lookup import cached_outputs
-from .outcomes import cache_hit, input_record
+from .outcomes import cache_hit, input_record, key_parts
 from .resume import Reusable, decide
 from .worker import input_hashes
 
@@ -134,7 +134,16 @@ def _resolve_on_driver(
         return False
     plan.resolved[node.id] = infos
     plan.events.append(
-        cache_hit(node.id, node.task.name, key, inputs, infos, note=note, map_index=node.map_index)
+        cache_hit(
+            node.id,
+            node.task.name,
+            key,
+            inputs,
+            infos,
+            note=note,
+            map_index=node.map_index,
+            parts=key_parts(node.cache_version, digests, node.task.options.cache),
+        )  # fmt: skip
     )
     return True
 

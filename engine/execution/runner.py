@@ -52,6 +52,7 @@ def execute_run(
     executor: Executor,
     pipeline_ref: str | None,
     params: Mapping[str, Any],
+    params_schema: dict[str, Any] | None = None,
     trigger: str = "manual",
     resumed_from: str | None = None,
     reuse: Mapping[str, Reusable] | None = None,
@@ -74,7 +75,13 @@ def execute_run(
     raises fails the run.
     """
     run_id = run_id or new_run_id()
-    version_id = store.ensure_pipeline_version(graph.pipeline, graph.version_hash, graph.to_json())
+    version_id = store.ensure_pipeline_version(
+        graph.pipeline,
+        graph.version_hash,
+        graph.to_json(),
+        reference=pipeline_ref,
+        params_schema=params_schema,
+    )
     store.create_run(
         run_id=run_id,
         pipeline_name=graph.pipeline,

@@ -33,6 +33,7 @@ from .outcomes import (
     cache_hit,
     describe,
     input_record,
+    key_parts,
     task_finished,
     task_started,
 )
@@ -116,8 +117,12 @@ def _hit(
 ) -> dict[str, Any]:
     return cache_hit(
         job.node_id, job.task.name, key, inputs, infos,
-        note=note or None, parent=job.parent, map_index=job.map_index,
+        note=note or None, parent=job.parent, map_index=job.map_index, parts=_parts(job),
     )  # fmt: skip
+
+
+def _parts(job: Job) -> dict[str, Any]:
+    return key_parts(job.cache_version, job.const_digests, job.task.options.cache)
 
 
 def input_hashes(inputs: list[dict[str, Any]]) -> dict[str, list[str]]:
@@ -350,5 +355,6 @@ def finished(
         outputs=outputs,
         parent=job.parent,
         map_index=job.map_index,
+        key_parts=_parts(job) if key is not None else None,
         **fields,
     )

@@ -11,10 +11,12 @@ run is writing.
 """
 
 from .artifacts import artifact, preview
-from .compare import compare_runs
+from .cache_reasons import explain_cache
+from .compare import MetricDiff, NodeDiff, RunComparison, ValueDiff, compare_runs
 from .lineage import lineage
 from .pipelines import (
     metric_across_runs,
+    pipeline,
     pipeline_version,
     pipeline_versions,
     pipelines,
@@ -25,6 +27,7 @@ from .records import (
     ArtifactPreview,
     ArtifactRef,
     Attempt,
+    CacheExplanation,
     GraphEdge,
     GraphNode,
     Lineage,
@@ -32,14 +35,11 @@ from .records import (
     LineageEdge,
     LineageTaskRun,
     MetricAcrossRuns,
-    MetricDiff,
     MetricPoint,
-    NodeDiff,
     ParamValue,
     PipelineSummary,
     PipelineVersion,
     Record,
-    RunComparison,
     RunDetail,
     RunGraph,
     RunMetrics,
@@ -49,7 +49,6 @@ from .records import (
     TaskDetail,
     TaskRunRef,
     TaskSummary,
-    ValueDiff,
 )
 from .runs import get_run, list_runs, run_graph, task_detail
 
@@ -58,6 +57,7 @@ __all__ = [
     "ArtifactPreview",
     "ArtifactRef",
     "Attempt",
+    "CacheExplanation",
     "GraphEdge",
     "GraphNode",
     "Lineage",
@@ -85,10 +85,12 @@ __all__ = [
     "ValueDiff",
     "artifact",
     "compare_runs",
+    "explain_cache",
     "get_run",
     "lineage",
     "list_runs",
     "metric_across_runs",
+    "pipeline",
     "pipeline_version",
     "pipeline_versions",
     "pipelines",

@@ -6,8 +6,59 @@ from __future__ import annotations
 from typing import Any
 
 from ..store import MetadataStore, browse, queries
-from .records import MetricDiff, NodeDiff, RunComparison, RunDetail, RunSummary, ValueDiff
+from .records import Record, RunDetail, RunSummary
 from .runs import get_run
+
+# ---- records ----------------------------------------------------------------------
+
+
+class ValueDiff(Record):
+    """A parameter in two runs (None where a run has none)."""
+
+    key: str
+    left: Any
+    right: Any
+    equal: bool
+
+
+class MetricDiff(Record):
+    """The last value of a metric, per node, in two runs; ``delta`` is right minus left."""
+
+    node: str | None
+    key: str
+    left: float | None
+    right: float | None
+    delta: float | None
+
+
+class NodeDiff(Record):
+    """One node in two runs: states, durations, and whether its outputs are equal.
+
+    ``outputs_equal`` compares content hashes; None when either run has no outputs for it.
+    """
+
+    node: str
+    left_state: str | None
+    right_state: str | None
+    left_duration: float | None
+    right_duration: float | None
+    left_outputs: list[str]
+    right_outputs: list[str]
+    outputs_equal: bool | None
+
+
+class RunComparison(Record):
+    """Two runs side by side: parameters, metrics, per-node outputs and durations."""
+
+    left: RunSummary
+    right: RunSummary
+    same_version: bool
+    params: list[ValueDiff]
+    metrics: list[MetricDiff]
+    nodes: list[NodeDiff]
+
+
+# ---- the query -----------------------------------------------------------------------------
 
 
 def compare_runs(metadata: MetadataStore, left: str, right: str) -> RunComparison:

@@ -3,8 +3,9 @@ across a pipeline's runs."""
 
 from __future__ import annotations
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, NotFound
 from ..store import MetadataStore, browse, queries
+from ..store import pipelines as pipeline_rows
 from .records import (
     MetricAcrossRuns,
     MetricPoint,
@@ -19,7 +20,21 @@ from .records import (
 def pipelines(metadata: MetadataStore) -> list[PipelineSummary]:
     """Every pipeline with recorded runs, by name, with its version and run counts and newest
     run."""
-    return [PipelineSummary(**row) for row in metadata.read(browse.pipelines)]
+    return [PipelineSummary(**row) for row in metadata.read(pipeline_rows.pipelines)]
+
+
+def pipeline(metadata: MetadataStore, name: str) -> PipelineSummary:
+    """One pipeline by name: its counts, newest run, reference and parameter schema.
+
+    Raises:
+        NotFound: no pipeline of that name (the message names those there are).
+    """
+    found = pipelines(metadata)
+    for summary in found:
+        if summary.name == name:
+            return summary
+    names = ", ".join(f"`{p.name}`" for p in found) or "none yet"
+    raise NotFound(f"no pipeline named `{name}` has run here (pipelines: {names})")
 
 
 def pipeline_versions(
@@ -34,7 +49,7 @@ def pipeline_versions(
     Raises:
         NotFound: no pipeline of that name (the message names those there are).
     """
-    rows = metadata.read(browse.pipeline_versions, pipeline)
+    rows = metadata.read(pipeline_rows.pipeline_versions, pipeline)
     return [PipelineVersion(**{**row, "graph": row["graph"] if graphs else None}) for row in rows]
 
 
@@ -44,7 +59,7 @@ def pipeline_version(metadata: MetadataStore, pipeline: str, version_hash: str) 
     Raises:
         NotFound: no such pipeline, or no single version matches the hash.
     """
-    [row] = metadata.read(browse.pipeline_versions, pipeline, version_hash)
+    [row] = metadata.read(pipeline_rows.pipeline_versions, pipeline, version_hash)
     return PipelineVersion(**row)
 
 

@@ -148,6 +148,24 @@ class Attempt(Record):
     log_tail: str | None
 
 
+class TaskRunRef(Record):
+    """A task run, by run id and node."""
+
+    run_id: str
+    node: str
+    cached: bool
+
+
+class CacheExplanation(Record):
+    """Why a task run hit or missed the cache, against ``compared_with``: for a hit, the task
+    run that computed the output; for a miss, the last earlier run of the same node of the
+    pipeline (``None``: none ran before)."""
+
+    hit: bool
+    compared_with: TaskRunRef | None
+    reasons: list[str]
+
+
 class TaskDetail(Record):
     """One task run in full: attempts, errors with tracebacks, captured output, cache key and
     whether it hit, input and output artifacts, and what it logged."""
@@ -177,6 +195,7 @@ class TaskDetail(Record):
     metrics: dict[str, float | None]
     """The last value of each metric the task logged."""
     params: dict[str, Any]
+    cache: CacheExplanation | None = None
 
 
 # ---- pipelines -------------------------------------------------------------------------------
@@ -192,6 +211,11 @@ class PipelineSummary(Record):
     last_run_id: str | None
     last_run_at: datetime | None
     last_state: str | None
+    reference: str | None = None
+    """Where its latest run imported it from (``FILE.py:NAME`` or ``module:NAME``)."""
+    params_schema: dict[str, Any] | None = None
+    """The JSON schema of its parameters at its latest run (secret ones have ``"format":
+    "password"``); ``None`` when a parameter's type has no JSON schema."""
 
 
 class PipelineVersion(Record):
@@ -277,14 +301,6 @@ class ArtifactPreview(Record):
     note: str | None = None
 
 
-class TaskRunRef(Record):
-    """A task run, by run id and node."""
-
-    run_id: str
-    node: str
-    cached: bool
-
-
 class ArtifactDetail(Record):
     """One artifact by content hash: where it is stored, who output and who consumed it."""
 
@@ -343,52 +359,3 @@ class Lineage(Record):
     task_runs: list[LineageTaskRun]
     artifacts: list[LineageArtifact]
     edges: list[LineageEdge]
-
-
-# ---- comparing two runs ----------------------------------------------------------------------
-
-
-class ValueDiff(Record):
-    """A parameter in two runs (None where a run has none)."""
-
-    key: str
-    left: Any
-    right: Any
-    equal: bool
-
-
-class MetricDiff(Record):
-    """The last value of a metric, per node, in two runs; ``delta`` is right minus left."""
-
-    node: str | None
-    key: str
-    left: float | None
-    right: float | None
-    delta: float | None
-
-
-class NodeDiff(Record):
-    """One node in two runs: states, durations, and whether its outputs are equal.
-
-    ``outputs_equal`` compares content hashes; None when either run has no outputs for it.
-    """
-
-    node: str
-    left_state: str | None
-    right_state: str | None
-    left_duration: float | None
-    right_duration: float | None
-    left_outputs: list[str]
-    right_outputs: list[str]
-    outputs_equal: bool | None
-
-
-class RunComparison(Record):
-    """Two runs side by side: parameters, metrics, per-node outputs and durations."""
-
-    left: RunSummary
-    right: RunSummary
-    same_version: bool
-    params: list[ValueDiff]
-    metrics: list[MetricDiff]
-    nodes: list[NodeDiff]

@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import InvalidArgument
 from ..store import MetadataStore, browse
 from ..types import PENDING, STATES
+from .cache_reasons import explain_cache
 from .records import (
     ArtifactRef,
     Attempt,
@@ -238,6 +239,7 @@ def task_detail(metadata: MetadataStore, run_id: str, node: str) -> TaskDetail:
         outputs=[_artifact_ref(item) for item in sorted(row["outputs"], key=_output_order)],
         metrics=row["metrics"],
         params=row["params"],
+        cache=explain_cache(metadata, row),
     )
 
 

@@ -271,6 +271,7 @@ class EventWriter(ArtifactRows):
             "stderr": tail(event.get("stderr")),
             "log_tail": tail(event.get("log_tail")),
             "note": event.get("note"),
+            "key_parts": event.get("key_parts"),
             **self._optional(event),
         }
         if started is not None:

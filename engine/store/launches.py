@@ -12,12 +12,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from ..errors import InvalidArgument
 from ..types import CRASHED, QUEUED
 from .columns import tail
-from .models import RunRow
+from .models import PipelineRow, RunRow
 
 
 def queue_run(
@@ -65,3 +65,8 @@ def launch_failed(conn: Connection, run_id: str, error: str) -> bool:
         .values(state=CRASHED, error=tail(error), ended_at=now)
     )
     return changed.rowcount == 1
+
+
+def pipeline_schema(conn: Connection, name: str) -> dict[str, Any] | None:
+    """The parameter schema pipeline ``name`` stored at its latest run (``None``: unknown)."""
+    return conn.execute(select(PipelineRow.params_schema).where(PipelineRow.name == name)).scalar()  # type: ignore[no-any-return]

@@ -29,12 +29,32 @@ def now() -> datetime:
 
 
 def ensure_pipeline_version(
-    conn: Connection, name: str, version_hash: str, graph_json: dict
+    conn: Connection,
+    name: str,
+    version_hash: str,
+    graph_json: dict,
+    reference: str | None = None,
+    params_schema: dict | None = None,
 ) -> int:
-    """The id of version ``version_hash`` of pipeline ``name``, inserting what is missing."""
-    pipeline_id = conn.execute(select(PipelineRow.id).where(PipelineRow.name == name)).scalar()
-    if pipeline_id is None:
-        pipeline_id = insert_id(conn, insert(PipelineRow).values(name=name, created_at=now()))
+    """The id of version ``version_hash`` of pipeline ``name``, inserting what is missing
+    (and keeping ``reference`` and ``params_schema`` as the pipeline's latest)."""
+    row = conn.execute(
+        select(PipelineRow.id, PipelineRow.reference, PipelineRow.params_schema).where(
+            PipelineRow.name == name
+        )
+    ).first()
+    latest = {"reference": reference, "params_schema": params_schema}
+    if row is None:
+        pipeline_id = insert_id(
+            conn, insert(PipelineRow).values(name=name, created_at=now(), **latest)
+        )
+    else:
+        pipeline_id = row.id
+        if reference is not None and (row.reference, row.params_schema) != (
+            reference,
+            params_schema,
+        ):
+            conn.execute(update(PipelineRow).where(PipelineRow.id == pipeline_id).values(**latest))
     version_id = conn.execute(
         select(PipelineVersionRow.id).where(
             PipelineVersionRow.pipeline_id == pipeline_id,

@@ -131,7 +131,15 @@ class MetadataStore(RunControl):
 
     # ---- writes (the run driver only) --------------------------------------------------------
 
-    def ensure_pipeline_version(self, name: str, version_hash: str, graph_json: dict) -> int:
+    def ensure_pipeline_version(
+        self,
+        name: str,
+        version_hash: str,
+        graph_json: dict,
+        *,
+        reference: str | None = None,
+        params_schema: dict | None = None,
+    ) -> int:
         """Return the id of the version ``version_hash`` of pipeline ``name``, creating both.
 
         Idempotent and safe when several processes register the same version at once.
@@ -140,9 +148,15 @@ class MetadataStore(RunControl):
             name: the pipeline's name.
             version_hash: the structural hash of its compiled graph.
             graph_json: the graph as JSON, stored with a new version only.
+            reference: where the pipeline is imported from, kept as the pipeline's latest
+                (``None`` keeps the one stored).
+            params_schema: the JSON schema of its parameters, kept as the latest with
+                ``reference``.
         """
         return self._write(
-            lambda conn: lifecycle.ensure_pipeline_version(conn, name, version_hash, graph_json)
+            lambda conn: lifecycle.ensure_pipeline_version(
+                conn, name, version_hash, graph_json, reference, params_schema
+            )
         )
 
     def create_run(

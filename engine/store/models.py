@@ -94,6 +94,9 @@ class PipelineRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: the reference and parameter JSON schema of its latest run (to launch it again)
+    reference: Mapped[str | None] = mapped_column(String(1024))
+    params_schema: Mapped[Any | None] = mapped_column(JSONValue)
 
 
 class PipelineVersionRow(Base):
@@ -160,6 +163,8 @@ class TaskRunRow(Base):
     note: Mapped[str | None] = mapped_column(Text)
     parent_node: Mapped[str | None] = mapped_column(String(512))
     map_index: Mapped[int | None] = mapped_column(Integer)
+    #: what its cache key was made of: {"code": ..., "consts": {arg: digest}, "cache": bool}
+    key_parts: Mapped[Any | None] = mapped_column(JSONValue)
 
 
 class AttemptRow(Base):

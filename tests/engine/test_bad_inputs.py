@@ -31,8 +31,8 @@ from glasspane import (
     pipeline,
     task,
 )
-from glasspane.cli.params import parse_params
 from glasspane.loader import load_pipeline
+from glasspane.params import parse_params
 
 calls: list[str] = []
 

@@ -67,3 +67,71 @@ def test_a_child_that_dies_before_starting_is_recorded_crashed(tmp_path: Path) -
         assert "torchy" in run["error"]
         with pytest.raises(DefinitionError, match="not of the form FILE.py:NAME"):
             ws.launch("no-colon-here")
+
+
+SECRET_PIPELINE = """
+from pydantic import SecretStr
+
+from glasspane import pipeline, task
+
+
+@task
+def login(token: str) -> int:
+    import os
+    assert "GLASSPANE_LAUNCH_PARAMS" not in os.environ  # tasks never see launched params
+    if token != "s3cret":
+        raise ValueError("bad token")
+    return len(token)
+
+
+@pipeline
+def guarded(api_key: SecretStr, n: int = 1):
+    return login(api_key.get_secret_value())
+"""
+
+
+def test_launched_parameters_stay_off_the_command_line_and_secrets_out_of_the_store(
+    tmp_path: Path,
+) -> None:
+    import psutil
+
+    (tmp_path / "guarded.py").write_text(SECRET_PIPELINE)
+    ref = f"{tmp_path / 'guarded.py'}:guarded"
+    with Workspace(home=tmp_path / "home") as ws:
+        run_id = ws.launch(ref, {"api_key": "s3cret", "n": 3})
+        queued = ws.store.get_run(run_id)
+        assert "s3cret" not in str(queued["params"])  # no schema yet: every value masked
+        children = [
+            p for p in psutil.Process().children(recursive=True) if "guarded" in " ".join(p.cmdline())
+        ]
+        for child in children:
+            assert "s3cret" not in " ".join(child.cmdline())
+        list(ws.follow(run_id, timeout=120))
+        run = ws.store.get_run(run_id)
+        assert run["state"] == "succeeded" and run["output"] == 6
+        assert run["params"] == {"api_key": "**********", "n": 3}
+        # the pipeline's schema is stored now: only the secret is masked in the queued row
+        second = ws.launch(ref, {"api_key": "wrong", "n": 5})
+        assert ws.store.get_run(second)["params"] == {"api_key": "**********", "n": 5}
+        list(ws.follow(second, timeout=120))
+        failed = ws.store.get_run(second)
+        assert failed["state"] == "failed"
+        # a retry launched in a child process, with the secret given again
+        third = ws.launch_retry(second, {"api_key": "s3cret"})
+        list(ws.follow(third, timeout=120))
+        retried = ws.store.get_run(third)
+        assert retried["state"] == "succeeded" and retried["resumed_from"] == second
+
+
+def test_launching_a_retry_of_a_running_or_succeeded_run_is_refused(tmp_path: Path) -> None:
+    from glasspane import GlasspaneError
+    from glasspane.errors import RunStillActive
+
+    (tmp_path / "flows.py").write_text(PIPELINE)
+    with Workspace(home=tmp_path / "home") as ws:
+        run_id = ws.launch(f"{tmp_path / 'flows.py'}:scaled")
+        with pytest.raises(RunStillActive, match=f"run {run_id} is still (queued|pending|running)"):
+            ws.launch_retry(run_id)
+        list(ws.follow(run_id, timeout=120))
+        with pytest.raises(GlasspaneError, match="succeeded; there is nothing to resume"):
+            ws.launch_retry(run_id)

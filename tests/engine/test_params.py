@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from glasspane import ParameterError, pipeline
-from glasspane.cli.params import parse_params
+from glasspane.params import parse_params
 
 
 class Window(BaseModel):

@@ -19,7 +19,7 @@ import types
 import typing
 from typing import Annotated, Any
 
-from ..errors import ParameterError
+from .errors import ParameterError
 
 _EXAMPLES: dict[Any, str] = {int: "3", float: "0.5", bool: "true", list: "[1,2]", dict: '{"a":1}'}
 
