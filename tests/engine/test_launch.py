@@ -102,7 +102,9 @@ def test_launched_parameters_stay_off_the_command_line_and_secrets_out_of_the_st
         queued = ws.store.get_run(run_id)
         assert "s3cret" not in str(queued["params"])  # no schema yet: every value masked
         children = [
-            p for p in psutil.Process().children(recursive=True) if "guarded" in " ".join(p.cmdline())
+            p
+            for p in psutil.Process().children(recursive=True)
+            if "guarded" in " ".join(p.cmdline())
         ]
         for child in children:
             assert "s3cret" not in " ".join(child.cmdline())

@@ -41,7 +41,11 @@ def reasons(stores: Stores, run_id: str, node: str) -> tuple[bool, str | None, l
 
 def test_each_task_says_why_it_hit_or_missed(stores: Stores) -> None:
     first = flow.run().run_id
-    assert reasons(stores, first, "load") == (False, None, ["`load` never ran before in this pipeline"])
+    assert reasons(stores, first, "load") == (
+        False,
+        None,
+        ["`load` never ran before in this pipeline"],
+    )
 
     second = flow.run().run_id
     hit, compared, why = reasons(stores, second, "scale")
