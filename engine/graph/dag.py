@@ -202,12 +202,22 @@ class Graph:
 
     def _to_json(self) -> dict[str, Any]:
         order, succ = self._adjacency
+        outputs: dict[tuple[str, str], list[int | None]] = {}  # aligned with each edge's args
+        for node in self.nodes.values():
+            for refs in node.refs.values():
+                for ref in refs:
+                    outputs.setdefault((ref.node, node.id), []).append(ref.output)
         return {
             "pipeline": self.pipeline,
             "version": self.version_hash,
             "nodes": [node.describe() for node in self.nodes.values()],
             "edges": [
-                {"source": source, "target": target, "args": list(args)}
+                {
+                    "source": source,
+                    "target": target,
+                    "args": list(args),
+                    "outputs": outputs[(source, target)],
+                }
                 for source in order
                 for target, args in succ.get(source, {}).items()
             ],

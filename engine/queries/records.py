@@ -99,6 +99,9 @@ class GraphEdge(Record):
     source: str
     target: str
     args: list[str]
+    outputs: list[int | None] = []
+    """For each of ``args``, which output of a task returning a tuple feeds it (``None``: its
+    only output); empty for versions recorded before glasspane kept it."""
 
 
 class RunGraph(Record):

@@ -248,12 +248,12 @@ def test_version_hash_value_is_pinned() -> None:
     graph = pinned.compile()
     assert graph.version_hash == "0328baf32abe643753ad5e19a14bcfe47af8e50b1658c424ca4b1b3c9c33fa8c"
     assert graph.to_json()["edges"] == [
-        {"source": "load", "target": "split", "args": ["rows"]},
-        {"source": "split", "target": "fit[0]", "args": ["rows"]},
-        {"source": "split", "target": "fit[1]", "args": ["rows"]},
-        {"source": "split", "target": "best", "args": ["rows"]},
-        {"source": "fit[0]", "target": "best", "args": ["models"]},
-        {"source": "fit[1]", "target": "best", "args": ["models"]},
+        {"source": "load", "target": "split", "args": ["rows"], "outputs": [None]},
+        {"source": "split", "target": "fit[0]", "args": ["rows"], "outputs": [0]},
+        {"source": "split", "target": "fit[1]", "args": ["rows"], "outputs": [0]},
+        {"source": "split", "target": "best", "args": ["rows"], "outputs": [1]},
+        {"source": "fit[0]", "target": "best", "args": ["models"], "outputs": [None]},
+        {"source": "fit[1]", "target": "best", "args": ["models"], "outputs": [None]},
     ]
 
 
@@ -267,7 +267,8 @@ def test_to_json_is_serialisable_and_complete(graph: Graph) -> None:
     assert [n["id"] for n in data["nodes"]] == list(graph.nodes)
     assert data["layers"] == graph.layers()
     assert data["output"] == ["best"]
-    assert {"source": "split", "target": "best", "args": ["test_rows"]} in data["edges"]
+    edge = {"source": "split", "target": "best", "args": ["test_rows"], "outputs": [1]}
+    assert edge in data["edges"]
     assert len(data["edges"]) == 6
     train0 = next(n for n in data["nodes"] if n["id"] == "train[0]")
     assert train0 == {
@@ -458,9 +459,10 @@ def test_layers_downstream_and_edges_agree_with_networkx() -> None:
     for node_id in graph.nodes:
         assert graph.downstream(node_id) == nx.descendants(dag, node_id)
     link = nx.node_link_data(dag, edges="edges")
-    assert graph.to_json()["edges"] == [
-        {"source": e["source"], "target": e["target"], "args": e["args"]} for e in link["edges"]
-    ]
+    assert [
+        {"source": e["source"], "target": e["target"], "args": e["args"]}
+        for e in graph.to_json()["edges"]
+    ] == [{"source": e["source"], "target": e["target"], "args": e["args"]} for e in link["edges"]]
 
 
 def _hand_built(*wiring: tuple[str, str | None]) -> Graph:
