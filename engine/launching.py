@@ -18,10 +18,11 @@ import threading
 from typing import Any
 
 from .config import Settings
+from .dsl.pipeline import describe_params
 from .errors import NotFound
 from .execution.runner import new_run_id
 from .loader import canonical_ref, split_ref
-from .param_schema import secret_names
+from .param_schema import model_from_schema, secret_names
 from .store import MetadataStore, launches
 
 #: the environment variable a launched child reads its parameters (or secrets) from
@@ -66,10 +67,15 @@ def launch_retry(
 ) -> str:
     """Queue a retry of ``run_id`` (checked to be over), start its child process (``glasspane
     retry``), return the new run's id."""
-    from .retry_params import check_retryable
+    from .retry_params import check_retryable, check_secrets
 
     old = store.get_run(run_id)
     check_retryable(old)
+    schema = store.read(launches.pipeline_schema, old["pipeline"])
+    if schema is not None:  # else the child checks, and a mistake crashes the queued run
+        model = model_from_schema(old["pipeline"], schema)
+        secret = {name: name in secret_names(schema) for name in model.model_fields}
+        check_secrets(old["pipeline"], describe_params(model), secret, old, dict(secrets or {}))
     if not old.get("pipeline_ref"):
         raise NotFound(
             f"run {old['run_id']} does not record where its pipeline is imported from, so it "

@@ -29,30 +29,49 @@ def with_secrets(
     outputs it did not produce.
     """
     fields = pipeline.params_model.model_fields
-    unknown = sorted(set(secrets) - set(fields))
+    secret = {name: is_secret(field.annotation) for name, field in fields.items()}
+    check_secrets(pipeline.name, pipeline.describe_params(), secret, old, secrets)
+    params.update(secrets)
+    return params
+
+
+def check_secrets(
+    pipeline: str,
+    described: str,
+    secret: dict[str, bool],
+    old: dict[str, Any],
+    secrets: dict[str, Any],
+) -> None:
+    """Raise unless ``secrets`` gives exactly the secret parameters run ``old`` had.
+
+    Args:
+        pipeline: its name; ``described``: its parameters, for messages.
+        secret: each parameter of the pipeline (in order) -> whether it is secret.
+
+    Raises:
+        ParameterError: an unknown or a non-secret parameter is given, or a secret one the
+            old run had is missing.
+    """
+    unknown = sorted(set(secrets) - set(secret))
     if unknown:
         raise ParameterError(
             f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} for "
-            f"pipeline `{pipeline.name}`; it takes: {pipeline.describe_params()}"
+            f"pipeline `{pipeline}`; it takes: {described}"
         )
-    ordinary = sorted(name for name in secrets if not is_secret(fields[name].annotation))
+    ordinary = sorted(name for name in secrets if not secret[name])
     if ordinary:
         name = ordinary[0]
-        ref = old.get("pipeline_ref") or f"FILE.py:{pipeline.name}"
+        ref = old.get("pipeline_ref") or f"FILE.py:{pipeline}"
         given = ", ".join(f"`{n}`" for n in ordinary)
         raise ParameterError(
-            f"retry takes only secret parameters, and {given} of pipeline `{pipeline.name}` "
+            f"retry takes only secret parameters, and {given} of pipeline `{pipeline}` "
             f"{'is not one' if len(ordinary) == 1 else 'are not'}: run {old['run_id']} "
             f"computed its outputs with `{name}={old.get('params', {}).get(name)!r}`, which a "
             "retry reuses; to run with a new value, start a new run: "
-            f"`glasspane run {ref} -p {name}=...` (or `{pipeline.name}.run({name}=...)`)"
+            f"`glasspane run {ref} -p {name}=...` (or `{pipeline}.run({name}=...)`)"
         )
-    missing = []
-    for name, field in fields.items():
-        if name in secrets:
-            params[name] = secrets[name]
-        elif is_secret(field.annotation) and params.get(name) is not None:
-            missing.append(name)
+    had = old.get("params") or {}
+    missing = [n for n, s in secret.items() if s and n not in secrets and had.get(n) is not None]
     if missing:
         names = ", ".join(f"`{m}`" for m in missing)
         raise ParameterError(
@@ -60,7 +79,6 @@ def with_secrets(
             "which glasspane never stores; give them again: glasspane.retry(run_id, secrets="
             f"{{...}}) or `glasspane retry {old['run_id']} -p {missing[0]}=...`"
         )
-    return params
 
 
 def is_secret(annotation: Any) -> bool:

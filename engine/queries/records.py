@@ -27,7 +27,8 @@ class RunSummary(Record):
 
     run_id: str
     pipeline: str
-    version_hash: str
+    version_hash: str | None
+    """``None`` while the run is ``queued`` (its process has not compiled the pipeline yet)."""
     state: str
     trigger: str
     resumed_from: str | None
@@ -113,7 +114,7 @@ class RunGraph(Record):
 
     run_id: str
     pipeline: str
-    version_hash: str
+    version_hash: str | None
     nodes: list[GraphNode]
     edges: list[GraphEdge]
     output: list[str]

@@ -98,7 +98,7 @@ def run_page(
         version_ids: only runs of these pipeline versions (None: any).
         after: ``(created_at, run id)`` of the last run of the previous page.
     """
-    query = select(*_RUN_COLUMNS).join(
+    query = select(*_RUN_COLUMNS).outerjoin(  # a queued run has no version yet
         PipelineVersionRow, PipelineVersionRow.id == RunRow.version_id
     )
     if pipeline is not None:
@@ -150,7 +150,7 @@ def run(conn: Connection, run_id: str) -> dict[str, Any]:
     run_id = resolve_run_id(conn, run_id)
     row = conn.execute(
         select(*_RUN_COLUMNS, RunRow.pipeline_ref, RunRow.error, RunRow.output, RunRow.heartbeat_at)
-        .join(PipelineVersionRow, PipelineVersionRow.id == RunRow.version_id)
+        .outerjoin(PipelineVersionRow, PipelineVersionRow.id == RunRow.version_id)
         .where(RunRow.id == run_id)
     ).one()
     tasks = [

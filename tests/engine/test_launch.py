@@ -136,3 +136,19 @@ def test_launching_a_retry_of_a_running_or_succeeded_run_is_refused(tmp_path: Pa
         list(ws.follow(run_id, timeout=120))
         with pytest.raises(GlasspaneError, match="succeeded; there is nothing to resume"):
             ws.launch_retry(run_id)
+
+
+def test_a_launched_retry_checks_its_secrets_before_queueing(tmp_path: Path) -> None:
+    from glasspane import ParameterError
+
+    (tmp_path / "guarded.py").write_text(SECRET_PIPELINE)
+    with Workspace(home=tmp_path / "home") as ws:
+        run_id = ws.launch(f"{tmp_path / 'guarded.py'}:guarded", {"api_key": "wrong"})
+        list(ws.follow(run_id, timeout=120))
+        assert ws.store.get_run(run_id)["state"] == "failed"
+        before = len(ws.store.list_runs())
+        with pytest.raises(ParameterError, match="had secret parameter `api_key`, which"):
+            ws.launch_retry(run_id)
+        with pytest.raises(ParameterError, match="retry takes only secret parameters, and `n`"):
+            ws.launch_retry(run_id, {"api_key": "s3cret", "n": 2})
+        assert len(ws.store.list_runs()) == before  # nothing queued

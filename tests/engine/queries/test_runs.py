@@ -148,3 +148,23 @@ def test_records_serve_as_json_with_a_schema(stores: Stores) -> None:
     schema = queries.RunPage.model_json_schema()
     assert schema["properties"]["next_cursor"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
     assert "RunSummary" in schema["$defs"]
+
+
+def test_a_queued_run_is_listed_and_read_before_its_process_takes_it_over(stores: Stores) -> None:
+    from glasspane.queries import get_run, list_runs, run_graph
+
+    stores.metadata.queue_run(
+        run_id="q0000000001",
+        pipeline_name="later",
+        pipeline_ref="/srv/flows.py:later",
+        params={"n": 3},
+        trigger="ui",
+        executor=None,
+    )
+    [summary] = [r for r in list_runs(stores.metadata).runs if r.run_id == "q0000000001"]
+    assert (summary.state, summary.pipeline, summary.version_hash) == ("queued", "later", None)
+    detail = get_run(stores.metadata, "q0000000001")
+    assert detail.state == "queued" and detail.pipeline_ref == "/srv/flows.py:later"
+    assert detail.tasks == [] and detail.params == {"n": 3}
+    graph = run_graph(stores.metadata, "q0000000001")
+    assert graph.nodes == [] and graph.edges == []
