@@ -52,6 +52,22 @@ def fit(n: int = 5):
     return score(evens, odds), total(train.map(expand(xs), rate=0.5))
 
 
+@task
+def count(values: list[int]) -> int:
+    return len(values)
+
+
+@task
+def peak(rows: list[int]) -> int:
+    return max(rows, default=0)
+
+
+@pipeline
+def halves(n: int = 4):
+    train_rows, test_rows = split(load(n))
+    return count(train_rows), peak(test_rows)
+
+
 @task(name="<script>alert(1)</script>")
 def hostile(x: int) -> int:
     return x
@@ -157,10 +173,33 @@ def test_nodes_link_to_their_task_panel(runs: dict[str, Any]) -> None:
 def test_edges_name_the_arguments_they_feed(runs: dict[str, Any]) -> None:
     drawn = edges(parse(run_graph_svg(runs["graph"])))
     # both outputs of the tuple-returning split feed score: one edge, both arguments
-    assert title(drawn[("split", "score")]) == "split → score: evens, odds"
-    assert texts(drawn[("split", "score")]) == ["evens, odds"]
+    assert title(drawn[("split", "score")]) == "split → score: [0] → evens, [1] → odds"
+    assert texts(drawn[("split", "score")]) == ["[0] → evens +1"]  # too long for the gap
+    assert title(drawn[("load", "split")]) == "load → split: xs"  # a single output: no index
     assert title(drawn[("load", "train")]) == "load → train: x"
     assert title(drawn[("train", "train[3]")]) == "train → train[3]: element [3]"
+
+
+def test_edges_from_a_tuple_say_which_output_feeds_them(tmp_path: Path) -> None:
+    with glasspane.Workspace(home=tmp_path) as ws:
+        run = ws.run(halves, {"n": 4})
+        graph = ws.query(queries.run_graph, run.run_id)
+        version = ws.query(queries.pipeline_version, "halves", graph.version_hash).graph
+    drawn = edges(parse(run_graph_svg(graph)))
+    assert title(drawn[("split", "count")]) == "split → count: [0] → values"
+    assert texts(drawn[("split", "count")]) == ["[0] → values"]
+    assert title(drawn[("split", "peak")]) == "split → peak: [1] → rows"
+    assert texts(drawn[("split", "peak")]) == ["[1] → rows"]
+    assert texts(drawn[("load", "split")]) == ["xs"]
+    drawn = edges(parse(version_graph_svg(version)))
+    assert title(drawn[("split", "peak")]) == "split → peak: [1] → rows\nsplit returns 2 outputs"
+    assert texts(drawn[("split", "count")]) == ["[0] → values"]
+    # a version recorded before output indices were kept still names its arguments
+    old = {
+        **version,
+        "edges": [{k: v for k, v in e.items() if k != "outputs"} for e in version["edges"]],
+    }
+    assert texts(edges(parse(version_graph_svg(old)))[("split", "peak")]) == ["rows"]
 
 
 def test_an_expander_is_drawn_before_its_elements(runs: dict[str, Any]) -> None:

@@ -14,13 +14,13 @@ the page passes the group id in ``expand`` to draw every element. Elements of a 
 one by one carry ``data-parent="<group id>"``; an expander drawn with its elements has the
 class ``expander``. Nodes the pipeline returns have the class ``output``.
 
-Tuple outputs: the records name the arguments an edge feeds, not which output of a
-tuple-returning task feeds each one, so an edge's title names its arguments
-(``split → score: evens, odds``) and, in a version graph, how many outputs the source has.
-
 Edges are ``<g class="edge" data-source data-target>`` with a ``<title>`` naming the
 arguments they feed (and the number of merged edges), a cubic Bézier, and the argument names
-as a short label when the graph is small enough for labels to stay readable.
+as a short label when the graph is small enough for labels to stay readable. An argument fed
+by one output of a tuple-returning task reads ``[i] → name``, in the title and the label
+(``split → score: [0] → evens, [1] → odds``); edges recorded before the engine kept output
+indices (``outputs`` empty) name their arguments only. A label too long for the gap between
+layers shows the first argument and how many more: ``[0] → evens +1``.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def run_graph_svg(
         )
         for node in graph.nodes
     ]
-    edges = ((edge.source, edge.target, edge.args) for edge in graph.edges)
+    edges = ((e.source, e.target, _feeds(e.args, e.outputs)) for e in graph.edges)
     label = f"graph of run {graph.run_id} of pipeline {graph.pipeline}: {len(graph.nodes)} tasks"
     with _gc_paused(len(boxes)):
         shown, links = collapse(boxes, edges, expand=expand, budget=budget)
@@ -116,7 +116,10 @@ def version_graph_svg(graph_json: Mapping[str, Any]) -> Markup:
         )
         for node in nodes
     ]
-    edges = ((e["source"], e["target"], e.get("args") or ()) for e in graph_json.get("edges", ()))
+    edges = (
+        (e["source"], e["target"], _feeds(e.get("args") or (), e.get("outputs") or ()))
+        for e in graph_json.get("edges", ())
+    )
     version = str(graph_json.get("version") or "")[:12]
     label = f"graph of pipeline {graph_json.get('pipeline', '')} version {version}"
     with _gc_paused(len(boxes)):
@@ -141,6 +144,27 @@ def _gc_paused(size: int) -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def _feeds(args: Sequence[str], outputs: Sequence[int | None]) -> Sequence[str]:
+    """What an edge feeds, as written on it: each argument's name, after ``[i] → `` when
+    output ``i`` of a tuple-returning source feeds it (``outputs`` is aligned with ``args``;
+    ``None`` is a source's only output; empty for edges recorded before it was kept)."""
+    if not any(out is not None for out in outputs):
+        return args
+    return [
+        name if i >= len(outputs) or outputs[i] is None else f"[{outputs[i]}] → {name}"
+        for i, name in enumerate(args)
+    ]
+
+
+def _short(feeds: Sequence[str]) -> str:
+    """An edge's label: what it feeds, or the first of it and how many more (``x +2``)."""
+    words = ", ".join(feeds)
+    if len(words) <= LABEL_CHARS or len(feeds) == 1:
+        return truncate(words, LABEL_CHARS)
+    more = f" +{len(feeds) - 1}"
+    return truncate(feeds[0], LABEL_CHARS - len(more)) + more
 
 
 def _returned(ids: set[str], output: Sequence[str]) -> set[str]:
@@ -298,7 +322,7 @@ def _edge(
         title += f"\n{link.source} returns {source_outputs} outputs"
     label = ""
     if labelled and link.args:
-        words = text(truncate(", ".join(link.args), LABEL_CHARS))
+        words = text(_short(link.args))
         label = f'<text class="edge-label" x="{mid}" y="{(y1 + y2) // 2 - 3}">{words}</text>'
     return (
         f'<g class="edge" data-source="{ids[link.source]}" data-target="{ids[link.target]}">'

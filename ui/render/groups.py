@@ -12,7 +12,7 @@ A map's elements are the nodes with a ``map_index``, in one of two shapes:
 into ONE box named like the group. It absorbs the expander too, so the collapsed map looks
 like the single call the pipeline made: the expander's edges become the group's, and its
 state counts towards the group's (the most relevant of all). Every edge to or from an
-absorbed node becomes an edge of the group; parallel edges merge into one (argument names
+absorbed node becomes an edge of the group; parallel edges merge into one (what they feed
 united, in order) and edges inside the group disappear.
 """
 
@@ -60,7 +60,11 @@ class Box:
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """An edge as drawn; ``count`` edges of the graph were merged into it."""
+    """An edge as drawn; ``count`` edges of the graph were merged into it.
+
+    ``args`` are the arguments it feeds as written on it: a name, or ``[i] → name`` when
+    output ``i`` of a tuple-returning source feeds it.
+    """
 
     source: str
     target: str
@@ -90,7 +94,7 @@ def collapse(
 
     Args:
         boxes: every node, in the graph's order.
-        edges: ``(source, target, argument names)``.
+        edges: ``(source, target, arguments fed)``, as :class:`Link` writes them.
     """
     members: dict[str, list[Box]] = {}
     for box in boxes:
