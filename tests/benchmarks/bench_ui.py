@@ -117,7 +117,10 @@ def sse_round(base: str, ws: Any, ref: str, clients: int, steps: int) -> dict[st
     live = sorted(lat for r in results for s, lat in r if s > 1)  # after the replayed start
     if not live:
         raise SystemExit(f"run {run_id} {run['state']}: {run['error']}; stream errors {errors}")
-    duration = (run["ended_at"] - run["started_at"]).total_seconds()
+    from datetime import datetime
+
+    ended, began = (datetime.fromisoformat(run[k]) for k in ("ended_at", "started_at"))
+    duration = (ended - began).total_seconds()
     return {
         "complete": complete,
         "events": expected,
