@@ -10,8 +10,10 @@ install a package that declares one in the entry-point group ``glasspane.listene
 An entry point names a listener object, or a class or function called with no arguments
 that returns one. Every run of a process hears them.
 
-Delivery: the run's events go to every listener in sequence order, from one thread per run
-(:class:`Dispatcher`), after the metadata store has recorded them; a slow listener delays
+Delivery: the run's first listener is the metadata writer
+(:class:`glasspane.execution.recording.MetadataWriter`), which stores each batch of events
+before anyone else hears it; then the events go to every other listener in sequence order,
+from one thread per run (:class:`Dispatcher`); a slow listener delays
 other listeners, never the tasks. A listener that raises is logged by name and hears
 nothing more of that run; the run goes on, unless the run is *strict* (``strict_listeners``
 in the settings), in which case the run fails, naming the listener. ``RunFinished`` is

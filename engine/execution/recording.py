@@ -2,9 +2,10 @@
 
 Jobs report what they do as wire dicts (:func:`glasspane.events.wire`), from any thread or,
 on Dask, through the scheduler. The :class:`Recorder` takes them from one queue on its own
-thread, in batches (one write transaction per batch): it numbers each event, applies the
-batch to the task tables and appends the typed events to the run's event log in the same
-transaction, then hands them to the run's :class:`~glasspane.listeners.Dispatcher`. So
+thread, in batches, and numbers each event. Its first listener is the
+:class:`MetadataWriter`, which hears every batch before anyone else and stores it in one
+write transaction (task tables and the run's event log together); then the batch goes to
+the run's other listeners through its :class:`~glasspane.listeners.Dispatcher`. So
 listeners hear events in sequence order, after they are stored, and never on a task's
 thread. The :class:`Heartbeat` keeps the run marked alive.
 """
@@ -35,11 +36,45 @@ _KEPT = (
 _TABLE_KINDS = frozenset(EVENT_KINDS)
 
 
+class MetadataWriter:
+    """The listener that stores a run's events in the metadata store.
+
+    A listener like the others (``on_event`` takes one typed event), with one difference
+    that makes the store the record the others can trust: the recorder calls it first, on
+    its own thread, with each whole batch (:meth:`on_batch`: the jobs' reports and their
+    event log payloads), and hands the batch to the other listeners only once it returned.
+    A batch is one transaction; an error is kept (``error``) and raised when the run's
+    recording closes, since the run must then fail saying its record is incomplete.
+    """
+
+    name = "metadata"
+
+    def __init__(self, store: MetadataStore, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.error: BaseException | None = None
+
+    def on_batch(self, reports: list[dict[str, Any]], payloads: list[dict[str, Any]]) -> None:
+        """Store one batch: the reports' effects on the task tables, and the log payloads."""
+        try:
+            self.store.record_events(
+                self.run_id, [r for r in reports if r["kind"] in _TABLE_KINDS], payloads
+            )
+        except Exception as exc:  # noqa: BLE001 - surfaced by Recorder.close()
+            self.error = exc
+
+    def on_event(self, event: Event) -> None:
+        """Store one typed event in the run's event log (the run's last, ``RunFinished``,
+        when the final state was not stored with it)."""
+        self.store.record_events(self.run_id, [], [event.to_dict()])
+
+
 class Recorder:
-    """Drains events from a queue into the metadata store in batches, on its own thread."""
+    """Drains events from a queue in batches, on its own thread: numbers them, has the
+    :class:`MetadataWriter` store them, then hands them to the run's other listeners."""
 
     def __init__(self, store: MetadataStore, run_id: str, dispatcher: Dispatcher) -> None:
-        self.store = store
+        self.writer = MetadataWriter(store, run_id)
         self.run_id = run_id
         self.dispatcher = dispatcher
         self.seq = 0
@@ -47,7 +82,6 @@ class Recorder:
         self.finished: dict[str, dict[str, Any]] = {}
         self.attempts: dict[str, int] = {}
         self.skipped: dict[str, dict[str, Any]] = {}
-        self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="glasspane-recorder", daemon=True)
         self._thread.start()
 
@@ -72,12 +106,7 @@ class Recorder:
                     self.skipped[event["node"]] = event
             if batch:
                 logged = self._number(batch)
-                try:
-                    self.store.record_events(
-                        self.run_id, [e for e in batch if e["kind"] in _TABLE_KINDS], logged
-                    )
-                except Exception as exc:  # noqa: BLE001 - surfaced by close()
-                    self.error = exc
+                self.writer.on_batch(batch, logged)
                 if self.dispatcher.listening:  # the reports, previews and all, numbered
                     self.dispatcher.deliver(
                         [
@@ -122,8 +151,8 @@ class Recorder:
     def close(self) -> None:
         self.queue.put(None)
         self._thread.join()
-        if self.error is not None:
-            raise self.error
+        if self.writer.error is not None:
+            raise self.writer.error
 
     def finish(self, event: Event, logged: bool = False) -> None:
         """Deliver the run's last event (numbered ``seq + 1``, after the final state is
@@ -134,7 +163,7 @@ class Recorder:
         self.seq = event.seq
         if not logged:
             try:
-                self.store.record_events(self.run_id, [], [event.to_dict()])
+                self.writer.on_event(event)
             except Exception:  # noqa: BLE001 - the state is committed; listeners still hear
                 pass
         self.dispatcher.deliver([event])
