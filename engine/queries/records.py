@@ -78,6 +78,9 @@ class RunDetail(RunSummary):
     output: Any
     heartbeat_at: datetime | None
     tasks: list[TaskSummary]
+    last_seq: int = 0
+    """The sequence number of its last stored event: what the page shows is as of that event,
+    and ``follow(run_id, after=last_seq)`` goes on from there (0: none yet)."""
 
 
 class GraphNode(Record):

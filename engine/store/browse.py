@@ -21,7 +21,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Text, and_, cast, or_, select
+from sqlalchemy import Connection, Text, and_, cast, func, or_, select
 
 from ..errors import NotFound
 from .models import (
@@ -29,6 +29,7 @@ from .models import (
     LineageEdgeRow,
     MetricRow,
     PipelineVersionRow,
+    RunEventRow,
     RunRow,
     TaskRunRow,
 )
@@ -148,6 +149,14 @@ def run(conn: Connection, run_id: str) -> dict[str, Any]:
         NotFound: no run matches ``run_id`` (or its unique prefix).
     """
     run_id = resolve_run_id(conn, run_id)
+    # first: events stored after it are replayed over what is read below (a follower
+    # applying them again is harmless; one missed would be stale forever)
+    last_seq = (
+        conn.execute(
+            select(func.max(RunEventRow.last_seq)).where(RunEventRow.run_id == run_id)
+        ).scalar()
+        or 0
+    )
     row = conn.execute(
         select(*_RUN_COLUMNS, RunRow.pipeline_ref, RunRow.error, RunRow.output, RunRow.heartbeat_at)
         .outerjoin(PipelineVersionRow, PipelineVersionRow.id == RunRow.version_id)
@@ -161,6 +170,7 @@ def run(conn: Connection, run_id: str) -> dict[str, Any]:
     ]
     data = _run_dict(row, task_counts(conn, [run_id]).get(run_id))
     data["tasks"] = tasks
+    data["last_seq"] = last_seq
     return data
 
 

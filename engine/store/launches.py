@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from ..errors import InvalidArgument
-from ..types import CRASHED, QUEUED
+from ..types import CRASHED, PENDING, QUEUED
 from .columns import tail
 from .models import PipelineRow, RunRow
 
@@ -50,18 +50,34 @@ def queue_run(
 
 
 def take_over(conn: Connection, run_id: str) -> bool:
-    """Remove the queued row of ``run_id`` so the starting run can be created under its id;
-    False when there is none (the run was not launched, or was already ended as crashed)."""
-    removed = conn.execute(delete(RunRow).where(RunRow.id == run_id, RunRow.state == QUEUED))
-    return removed.rowcount == 1
+    """Claim the queued row of ``run_id`` for the starting run: it becomes ``pending`` (still
+    without a pipeline version) until ``create_run`` fills it in, so the run stays readable
+    throughout; False when there is none (the run was not launched, or already ended)."""
+    claimed = conn.execute(
+        update(RunRow)
+        .where(RunRow.id == run_id, RunRow.state == QUEUED)
+        .values(state=PENDING, heartbeat_at=datetime.now(timezone.utc))
+    )
+    return claimed.rowcount == 1
+
+
+def is_claimed(conn: Connection, run_id: str) -> bool:
+    """Whether ``run_id`` is a launched run its process claimed and has not created yet."""
+    row = conn.execute(select(RunRow.state, RunRow.version_id).where(RunRow.id == run_id)).first()
+    return row is not None and row.state == PENDING and row.version_id is None
 
 
 def launch_failed(conn: Connection, run_id: str, error: str) -> bool:
-    """Record a queued run whose process exited before starting it as ``crashed``."""
+    """Record a queued run whose process exited before starting it (before or after
+    claiming it) as ``crashed``."""
     now = datetime.now(timezone.utc)
     changed = conn.execute(
         update(RunRow)
-        .where(RunRow.id == run_id, RunRow.state == QUEUED)
+        .where(
+            RunRow.id == run_id,
+            RunRow.state.in_((QUEUED, PENDING)),
+            RunRow.version_id.is_(None),
+        )
         .values(state=CRASHED, error=tail(error), ended_at=now)
     )
     return changed.rowcount == 1

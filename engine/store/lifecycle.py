@@ -20,6 +20,7 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from ..errors import InvalidArgument, NotFound
 from ..types import CRASHED, PENDING, QUEUED, RUNNING, TERMINAL_STATES
+from . import launches
 from .events import insert_id, require_run, tail
 from .models import AttemptRow, PipelineRow, PipelineVersionRow, RunRow, TaskRunRow
 
@@ -88,22 +89,19 @@ def create_run(
             f"no pipeline version {version_id} for run `{run_id}`; "
             "get one from ensure_pipeline_version first"
         )
-    if conn.execute(select(RunRow.id).where(RunRow.id == run_id)).first() is not None:
+    claimed = launches.is_claimed(conn, run_id)
+    if not claimed and conn.execute(select(RunRow.id).where(RunRow.id == run_id)).first():
         raise InvalidArgument(f"run id `{run_id}` is already used; generate a fresh one")
     if values.get("resumed_from") is not None:
         require_run(conn, values["resumed_from"])
     created = now()
-    conn.execute(
-        insert(RunRow).values(
-            id=run_id,
-            pipeline_id=pipeline_id,
-            version_id=version_id,
-            state=PENDING,
-            created_at=created,
-            heartbeat_at=created,
-            **values,
+    row = {"pipeline_id": pipeline_id, "version_id": version_id, "state": PENDING, **values}
+    if claimed:  # a launched run: its row keeps the time it was launched
+        conn.execute(update(RunRow).where(RunRow.id == run_id).values(heartbeat_at=created, **row))
+    else:
+        conn.execute(
+            insert(RunRow).values(id=run_id, created_at=created, heartbeat_at=created, **row)
         )
-    )
     if nodes:
         conn.execute(
             insert(TaskRunRow),

@@ -152,3 +152,34 @@ def test_a_launched_retry_checks_its_secrets_before_queueing(tmp_path: Path) -> 
         with pytest.raises(ParameterError, match="retry takes only secret parameters, and `n`"):
             ws.launch_retry(run_id, {"api_key": "s3cret", "n": 2})
         assert len(ws.store.list_runs()) == before  # nothing queued
+
+
+def test_a_launched_run_stays_readable_while_its_process_takes_it_over(tmp_path: Path) -> None:
+    with Workspace(home=tmp_path / "home") as ws:
+        store = ws.store
+        store.queue_run(
+            run_id="l0000000001", pipeline_name="scaled", pipeline_ref="/x/flows.py:scaled",
+            params={}, trigger="ui", executor=None,
+        )  # fmt: skip
+        launched_at = store.get_run("l0000000001")["created_at"]
+        assert store.take_over("l0000000001")
+        assert not store.take_over("l0000000001")  # claimed once
+        claimed = store.get_run("l0000000001")  # no moment where the run does not exist
+        assert claimed["state"] == "pending"
+        version = store.ensure_pipeline_version("scaled", "ab" * 32, {"nodes": []})
+        store.create_run(
+            run_id="l0000000001", pipeline_name="scaled", version_id=version,
+            pipeline_ref="/x/flows.py:scaled", params={"x": 2}, executor="threads",
+            trigger="ui", resumed_from=None, nodes=[("scale", "scale")],
+        )  # fmt: skip
+        run = store.get_run("l0000000001")
+        assert run["state"] == "pending" and run["params"] == {"x": 2}
+        assert run["created_at"] == launched_at  # it keeps its place in the runs list
+        # a process that dies after claiming its run leaves it crashed, never pending
+        store.queue_run(
+            run_id="l0000000002", pipeline_name="scaled", pipeline_ref="/x/flows.py:scaled",
+            params={}, trigger="ui", executor=None,
+        )  # fmt: skip
+        assert store.take_over("l0000000002")
+        assert store.launch_failed("l0000000002", "exited with code 2")
+        assert store.get_run("l0000000002")["state"] == "crashed"

@@ -95,6 +95,9 @@ def test_run_detail_has_every_task_run(stores: Stores) -> None:
     assert tasks["flaky"].state == "failed" and tasks["flaky"].attempts == 2
     assert tasks["other_step"].state == "upstream_failed"
     assert (run.n_tasks, run.n_failed, run.n_succeeded) == (2, 1, 0)
+    # the detail is as of its last event: following from there finds nothing more
+    events = list(glasspane.follow(run.run_id))
+    assert run.last_seq == events[-1].seq and events[-1].kind == "run_finished"
 
 
 def test_graph_has_each_nodes_state_and_the_edges(stores: Stores) -> None:
