@@ -133,6 +133,36 @@ def sse_round(base: str, ws: Any, ref: str, clients: int, steps: int) -> dict[st
     }
 
 
+def browser_round(base: str, run_id: str) -> list[str]:
+    """The 5,000-node run's page in chromium: load time collapsed and expanded, and the time
+    from clicking a node to its panel showing (is the page still responsive?)."""
+    if not Path("/usr/bin/chromium").exists():
+        return ["(no /usr/bin/chromium: browser figures skipped)"]
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium")
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        for name, url in (
+            ("collapsed map", f"{base}/runs/{run_id}"),
+            ("every node drawn", f"{base}/runs/{run_id}?expand=leaf"),
+        ):
+            began = time.perf_counter()
+            page.goto(url, wait_until="load")
+            loaded = time.perf_counter() - began
+            nodes = page.locator("#run-graph [data-node]").count()
+            target = page.locator("#run-graph [data-node='reduce_all']").first
+            began = time.perf_counter()
+            target.click()
+            page.locator("#task-panel").wait_for(state="visible")
+            page.locator("#task-panel #task-detail").wait_for(state="attached")
+            clicked = time.perf_counter() - began
+            rows.append(f"| {name} | {nodes} | {loaded * 1000:.0f} ms | {clicked * 1000:.0f} ms |")
+        browser.close()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10000)
@@ -181,6 +211,10 @@ def main() -> None:
             print("| request | median (min-max) | size | target | met |")
             print("|---|---|---|---|---|")
             print("\n".join(rows))
+            print()
+            print("| run page in chromium | node elements | load | click a node to its panel |")
+            print("|---|---|---|---|")
+            print("\n".join(browser_round(base, big.run_id)))
             print()
             print("| SSE clients | events | complete streams | latency p50 | p95 | max | run |")
             print("|---|---|---|---|---|---|---|")
