@@ -23,6 +23,8 @@ from .pages_base import html_errors, render, workspace
 MAX_PREVIEWS = 8
 #: task runs a lineage list shows
 MAX_LINEAGE = 100
+#: inputs or outputs a panel lists (a reduce over a 5,000-element map has 5,000 inputs)
+MAX_LISTED = 100
 
 STREAMS = (("stdout", "stdout"), ("stderr", "stderr"), ("log", "log"))
 
@@ -69,8 +71,10 @@ def task_context(request: Request, run_id: str, node: str) -> dict[str, Any]:
         "live": live,
         "streams": [(key, label, texts[key]) for key, label in STREAMS],
         "has_output": any(texts.values()),
-        "inputs": _previews(request, task.inputs),
-        "outputs": _previews(request, task.outputs),
+        "inputs": _previews(request, task.inputs[:MAX_LISTED]),
+        "outputs": _previews(request, task.outputs[:MAX_LISTED]),
+        "inputs_more": max(0, len(task.inputs) - MAX_LISTED),
+        "outputs_more": max(0, len(task.outputs) - MAX_LISTED),
         "upstream": _lineage(request, task.run_id, task.node, "upstream"),
         "downstream": _lineage(request, task.run_id, task.node, "downstream"),
     }

@@ -180,3 +180,28 @@ def test_cancel_a_running_run(fresh_workspace: Workspace, tmp_path: Path, ui_flo
         html = get_page(client, f"/runs/{run_id}")
         assert by_id(html, "run-state") == "cancelled"
         assert "cancel-button" not in html and 'id="retry-form"' in html
+
+
+def test_a_task_with_hundreds_of_inputs_lists_the_first_hundred(
+    fresh_workspace: Workspace,
+) -> None:
+    from glasspane import pipeline, task
+
+    @task
+    def leaf(i: int) -> int:
+        return i
+
+    @task
+    def gather(parts: list[int]) -> int:
+        return len(parts)
+
+    @pipeline
+    def wide(n: int = 150):
+        return gather(leaf.map(i=list(range(n))))
+
+    run = fresh_workspace.run(wide)
+    with TestClient(create_app(fresh_workspace), base_url="http://127.0.0.1") as client:
+        html = get_page(client, f"/runs/{run.run_id}/tasks/gather?partial=1")
+        assert html.count("<strong>parts</strong>") == 100  # the first hundred inputs
+        assert 'data-more="50"' in html and "and 50 more" in html
+        check_safe(html)
