@@ -144,21 +144,24 @@ def browser_round(base: str, run_id: str) -> list[str]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium")
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        for name, url in (
-            ("collapsed map", f"{base}/runs/{run_id}"),
-            ("every node drawn", f"{base}/runs/{run_id}?expand=leaf"),
+        for name, url, node in (
+            ("collapsed map", f"{base}/runs/{run_id}", "reduce_all"),
+            ("every node drawn", f"{base}/runs/{run_id}?expand=leaf", "reduce_all"),
+            ("every node drawn", f"{base}/runs/{run_id}?expand=leaf", "leaf[7]"),
         ):
             began = time.perf_counter()
             page.goto(url, wait_until="load")
             loaded = time.perf_counter() - began
             nodes = page.locator("#run-graph [data-node]").count()
-            target = page.locator("#run-graph [data-node='reduce_all']").first
+            target = page.locator(f"#run-graph [data-node='{node}']").first
             began = time.perf_counter()
             target.click()
             page.locator("#task-panel").wait_for(state="visible")
-            page.locator("#task-panel #task-detail").wait_for(state="attached")
+            page.locator(f"#task-panel #task-detail[data-node='{node}']").wait_for(state="attached")
             clicked = time.perf_counter() - began
-            rows.append(f"| {name} | {nodes} | {loaded * 1000:.0f} ms | {clicked * 1000:.0f} ms |")
+            rows.append(
+                f"| {name} | {nodes} | {loaded * 1000:.0f} ms | `{node}`: {clicked * 1000:.0f} ms |"
+            )
         browser.close()
     return rows
 
