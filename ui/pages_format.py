@@ -8,12 +8,13 @@ itself.
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
 from markupsafe import Markup, escape
+
+from .render import svg
 
 #: characters of a value shown in full before it is cut (``pretty``)
 MAX_PRETTY = 4000
@@ -57,20 +58,7 @@ def reltime(value: datetime | None, now: datetime | None = None) -> str:
 
 def duration(seconds: float | None) -> str:
     """``0.42 s``, ``12.3 s``, ``3 min 04 s``, ``1 h 02 min``; ``—`` for None."""
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
+    return svg.duration(seconds, compact=False)
 
 
 def filesize(size: int | None) -> str:

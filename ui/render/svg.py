@@ -52,22 +52,24 @@ def num(value: float) -> str:
     return f"{rounded:.1f}"
 
 
-def duration(seconds: float | None) -> str:
-    """A readable duration: ``230 ms``, ``12.3 s``, ``4m 05s``, ``2h 03m``; ``-`` for None."""
+def duration(seconds: float | None, *, compact: bool = True) -> str:
+    """A readable duration: ``230 ms``, ``12.3 s``, ``4m 05s``, ``2h 03m`` (``compact``, for
+    graphs), or ``4 min 05 s``, ``2 h 03 min`` (pages); ``-`` for None."""
     if seconds is None or not math.isfinite(seconds):
-        return "-"
+        return "-" if compact else "\u2014"
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, secs = divmod(int(round(seconds)), 60)
+    m, s, h, d = ("m", "s", "h", "d") if compact else (" min", " s", " h", " d")
     if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
+        return f"{minutes}{m} {secs:02d}{s}"
     hours, minutes = divmod(minutes, 60)
     if hours < 48:
-        return f"{hours}h {minutes:02d}m"
+        return f"{hours}{h} {minutes:02d}{m}"
     days, hours = divmod(hours, 24)
-    return f"{days}d {hours:02d}h"
+    return f"{days}{d} {hours:02d}{h}"
 
 
 def open_svg(kind: str, width: float, height: float, label: str) -> str:
