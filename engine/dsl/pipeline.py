@@ -13,13 +13,16 @@ import inspect
 import typing
 import warnings
 from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from ..errors import DefinitionError, ParameterError
 from . import hooks
 from .tracing import current_trace
+
+if TYPE_CHECKING:
+    from ..schedules import Schedule
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,18 +39,23 @@ class PipelineDef(Generic[P, R]):
     Attributes:
         fn: the user's function.
         name: pipeline name (the function's name unless given).
-        schedule: cron expression for scheduled runs, or ``None``.
+        schedule: when the pipeline runs by itself (a :class:`~glasspane.schedules.Schedule`,
+            named after the pipeline unless given a name), or ``None``.
         params_model: pydantic model built from the signature.
     """
 
     def __init__(
-        self, fn: Callable[P, R], *, name: str | None = None, schedule: str | None = None
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        schedule: str | Schedule | None = None,
     ) -> None:
         self.fn = fn
         self.name = name or fn.__name__
-        self.schedule = schedule
         self.signature = inspect.signature(fn)
         self.params_model = _params_model(self.name, fn, self.signature)
+        self.schedule = _schedule(self.name, schedule, self.params_model)
         self.ref: str | None = None  # how to import this pipeline again; set by the loader
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
@@ -187,10 +195,56 @@ def _param_hints(name: str, fn: Callable[..., Any], sig: inspect.Signature) -> d
     return hints
 
 
+def _schedule(
+    pipeline: str, schedule: str | Schedule | None, params_model: type[BaseModel]
+) -> Schedule | None:
+    """``schedule`` as a :class:`Schedule` named after ``pipeline`` (a string is a cron
+    expression), checked now so that a bad one fails when the module is imported."""
+    if schedule is None:
+        return None
+    from ..schedules import Schedule  # pipelines without a schedule never load it
+
+    try:
+        if isinstance(schedule, str):
+            schedule = Schedule(cron=schedule, name=pipeline)
+        elif not isinstance(schedule, Schedule):
+            raise DefinitionError(
+                f"got {type(schedule).__name__} {schedule!r}; pass a cron expression such as "
+                '"0 3 * * *" or a glasspane.Schedule'
+            )
+    except DefinitionError as exc:
+        raise DefinitionError(f"pipeline `{pipeline}`: {exc}") from None
+    if schedule.name is None:
+        schedule = schedule.model_copy(update={"name": pipeline})
+    if schedule.after == pipeline:
+        raise DefinitionError(
+            f"pipeline `{pipeline}`: its schedule runs it after itself, which would never "
+            "stop; name another pipeline in `after`"
+        )
+    try:
+        validate_params(params_model, pipeline, schedule.params)
+    except ParameterError as exc:
+        raise DefinitionError(
+            f"pipeline `{pipeline}`: the params of schedule `{schedule.name}` do not fit: {exc}; "
+            "set them in `Schedule(params={...})`"
+        ) from None
+    return schedule
+
+
 def pipeline(
-    fn: Callable[P, R] | None = None, /, *, name: str | None = None, schedule: str | None = None
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    schedule: str | Schedule | None = None,
 ) -> Any:
-    """Make ``fn`` a pipeline: ``@pipeline`` or ``@pipeline(schedule="0 3 * * *")``."""
+    """Make ``fn`` a pipeline: ``@pipeline``, ``@pipeline(schedule="0 3 * * *")`` or
+    ``@pipeline(schedule=Schedule(every="15m", params={...}))``.
+
+    Raises:
+        DefinitionError: naming the pipeline, when the signature cannot be validated or the
+            schedule is invalid (a bad cron, unknown params).
+    """
 
     def wrap(f: Callable[P, R]) -> PipelineDef[P, R]:
         return PipelineDef(f, name=name, schedule=schedule)

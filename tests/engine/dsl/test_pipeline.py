@@ -69,7 +69,7 @@ def test_parameter_model_is_built_from_the_signature() -> None:
 
 def test_decorator_options_and_wrapped_function() -> None:
     assert failing.name == "broken"
-    assert failing.schedule == "0 3 * * *"
+    assert failing.schedule == glasspane.Schedule(name="broken", cron="0 3 * * *")
     assert failing.__name__ == "failing"
     assert prep.name == "prep" and prep.schedule is None
 
