@@ -29,8 +29,12 @@ def queue_run(
     params: dict[str, Any],
     trigger: str,
     executor: str | None,
+    schedule_name: str | None = None,
+    scheduled_for: datetime | None = None,
+    upstream_run_id: str | None = None,
 ) -> None:
-    """Insert run ``run_id`` in state ``queued``."""
+    """Insert run ``run_id`` in state ``queued``; a run a schedule launches records the
+    schedule, the fire time it is for and (``after`` schedules) the upstream run."""
     try:
         conn.execute(
             insert(RunRow).values(
@@ -43,6 +47,9 @@ def queue_run(
                 trigger=trigger,
                 executor=executor or "",
                 created_at=datetime.now(timezone.utc),
+                schedule_name=schedule_name,
+                scheduled_for=scheduled_for,
+                upstream_run_id=upstream_run_id,
             )
         )
     except Exception as exc:  # an IntegrityError: the id is taken

@@ -35,6 +35,7 @@ from .lineage import LineageWalk
 from .migrate import current_revision, missing_database, require_file, upgrade
 from .models import RUN_ID_LENGTH
 from .run_control import RunControl
+from .schedule_control import ScheduleControl
 
 T = TypeVar("T")
 
@@ -56,7 +57,7 @@ def _lost_a_race(exc: DBAPIError) -> bool:
     return code in _RETRYABLE_SQLSTATES
 
 
-class MetadataStore(RunControl):
+class MetadataStore(RunControl, ScheduleControl):
     """Runs, task runs, artifacts, lineage and metrics in a SQL database.
 
     Args:

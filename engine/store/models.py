@@ -116,6 +116,12 @@ class RunRow(Base):
     """One run of a pipeline version: parameters, state, timings and heartbeat."""
 
     __tablename__ = "runs"
+    __table_args__ = (
+        # a schedule's queued and running runs (its ``max_active``); the upstream successes
+        # an ``after`` schedule reacts to
+        Index(None, "schedule_name", "state"),
+        Index(None, "pipeline_name", "state", "ended_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH), primary_key=True)
     pipeline_id: Mapped[int | None] = mapped_column(ForeignKey("pipelines.id"))
@@ -136,6 +142,12 @@ class RunRow(Base):
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
     output: Mapped[Any | None] = mapped_column(JSONValue)
+    #: the schedule that launched it (``trigger`` ``schedule``, ``backfill`` or ``after``)
+    schedule_name: Mapped[str | None] = mapped_column(String(255))
+    #: the fire time it was launched for
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: for an ``after`` schedule: the upstream run whose success launched it
+    upstream_run_id: Mapped[str | None] = mapped_column(String(RUN_ID_LENGTH))
 
 
 class TaskRunRow(Base):
@@ -265,3 +277,85 @@ class RunEventRow(Base):
     last_seq: Mapped[int] = mapped_column(Integer)
     ts: Mapped[datetime] = mapped_column(UTCDateTime)
     payload: Mapped[Any] = mapped_column(JSONValue)
+
+
+class ScheduleRow(Base):
+    """A schedule, by its stable name: what to run (``pipeline_ref``) and when (``spec``: cron
+    or interval or ``after``, timezone, params, catch-up policy, ``max_active``).
+
+    ``next_fire_at`` is the next fire time still to evaluate (NULL for an ``after``-only
+    schedule); ``after`` repeats ``spec["after"]`` (the upstream pipeline) so it can be
+    queried. ``active_since`` is its creation or its latest resume.
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (Index(None, "paused", "next_fire_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    pipeline_ref: Mapped[str] = mapped_column(String(1024))
+    spec: Mapped[Any] = mapped_column(JSONValue)
+    after: Mapped[str | None] = mapped_column(String(255), index=True)
+    paused: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    active_since: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_fire_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_fire_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+#: what became of a tick or an ``after`` trigger: ``claimed`` until its outcome is recorded
+SCHEDULE_OUTCOMES = "state IN ('claimed', 'launched', 'skipped', 'failed')"
+
+
+class ScheduleTickRow(Base):
+    """One evaluated fire time of a schedule. Inserting it is the claim: the unique key on
+    (schedule, fire time) lets exactly one scheduler launch it."""
+
+    __tablename__ = "schedule_ticks"
+    __table_args__ = (
+        UniqueConstraint("schedule_name", "fire_at"),
+        Index(None, "state", "fire_at"),
+        CheckConstraint(SCHEDULE_OUTCOMES, name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    schedule_name: Mapped[str] = mapped_column(ForeignKey("schedules.name", ondelete="CASCADE"))
+    fire_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(String(RUN_ID_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ScheduleTriggerRow(Base):
+    """An upstream run an ``after`` schedule reacted to: the unique key on (schedule, upstream
+    run) makes it launch at most once per upstream run, like a tick per fire time."""
+
+    __tablename__ = "schedule_triggers"
+    __table_args__ = (
+        UniqueConstraint("schedule_name", "upstream_run_id"),
+        CheckConstraint(SCHEDULE_OUTCOMES, name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    schedule_name: Mapped[str] = mapped_column(ForeignKey("schedules.name", ondelete="CASCADE"))
+    upstream_run_id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(String(RUN_ID_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SchedulerLeaseRow(Base):
+    """Who runs the scheduler where only one may (SQLite): the holder renews ``heartbeat_at``;
+    a standby takes the lease over once it is stale."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -26,7 +26,8 @@ from glasspane.store.models import Base
 
 TABLES = {
     "alembic_version", "pipelines", "pipeline_versions", "runs", "task_runs", "attempts",
-    "artifacts", "lineage_edges", "metrics", "run_events",
+    "artifacts", "lineage_edges", "metrics", "run_events", "schedules", "schedule_ticks",
+    "schedule_triggers", "scheduler_leases",
 }  # fmt: skip
 
 
