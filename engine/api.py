@@ -99,12 +99,18 @@ def runs(
     limit: int = 50,
     pipeline: str | None = None,
     state: str | None = None,
+    trigger: str | Sequence[str] | None = None,
+    schedule: str | None = None,
     settings: Settings | None = None,
     missing_ok: bool = True,
 ) -> list[dict[str, Any]]:
     """Recent runs, newest first. A read: it never sweeps crashed runs (see :func:`sweep`).
 
+    The filters and the summaries' keys are those of :meth:`MetadataStore.list_runs`.
+
     Args:
+        trigger: only runs started this way (``schedule``, ``backfill``...), or any of several.
+        schedule: only runs the schedule of this name launched.
         missing_ok: with no database yet (nothing ever ran), return ``[]``; False raises
             :class:`NotFound` naming the setting that points there. No database is created.
     """
@@ -115,7 +121,9 @@ def runs(
         if missing_ok:
             return []
         raise
-    return store.list_runs(limit=limit, pipeline=pipeline, state=state)
+    return store.list_runs(
+        limit=limit, pipeline=pipeline, state=state, trigger=trigger, schedule=schedule
+    )
 
 
 def sweep(*, settings: Settings | None = None) -> list[str]:
@@ -151,7 +159,17 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
         run.get("resumed_from"),
     )
     data = result.to_dict()
-    for key in ("created_at", "started_at", "ended_at", "duration", "trigger", "executor"):
+    for key in (
+        "created_at",
+        "started_at",
+        "ended_at",
+        "duration",
+        "trigger",
+        "schedule",
+        "scheduled_for",
+        "upstream_run_id",
+        "executor",
+    ):
         data[key] = run.get(key)
     for entry, task in zip(data["tasks"], run["tasks"]):
         entry["traceback"] = task.get("traceback")

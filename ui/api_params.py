@@ -101,8 +101,11 @@ class RunsQuery(Params):
     )  # fmt: skip
     trigger: str | None = Field(
         None, max_length=200, description="Only runs started this way (`manual`, `ui`, "
-        "`schedule`, `retry`...), or any of several comma-separated."
+        "`retry`, `schedule`, `backfill`, `after`...), or any of several comma-separated."
     )  # fmt: skip
+    schedule: str | None = Field(
+        None, max_length=255, description="Only runs the schedule of this name launched."
+    )
     since: datetime | None = Field(
         None, description="Only runs created at or after this time (ISO 8601; UTC if no offset)."
     )

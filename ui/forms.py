@@ -188,6 +188,7 @@ class RunFilters:
     pipeline: str = ""
     states: tuple[str, ...] = ()
     trigger: str = ""
+    schedule: str = ""
     window: str = ""
     since: str = ""
     until: str = ""
@@ -216,6 +217,7 @@ class RunFilters:
             "pipeline": self.pipeline or None,
             "state": list(self.states) or None,
             "trigger": self.trigger or None,
+            "schedule": self.schedule or None,
             "since": since,
             "until": parse_time(self.until, "until"),
         }
@@ -224,7 +226,8 @@ class RunFilters:
         """The non-empty filters as query parameters (for the "Older" link)."""
         pairs = [("pipeline", self.pipeline)]
         pairs += [("state", state) for state in self.states]
-        pairs += [("trigger", self.trigger), ("window", self.window)]
+        pairs += [("trigger", self.trigger), ("schedule", self.schedule)]
+        pairs += [("window", self.window)]
         pairs += [("since", self.since), ("until", self.until)]
         return [(key, value) for key, value in pairs if value]
 
@@ -244,6 +247,7 @@ def run_filters(query: Mapping[str, str], states: Sequence[str]) -> RunFilters:
         pipeline=query.get("pipeline", "").strip(),
         states=tuple(state for state in states if state),
         trigger=query.get("trigger", "").strip(),
+        schedule=query.get("schedule", "").strip(),
         window=query.get("window", "").strip(),
         since=query.get("since", "").strip(),
         until=query.get("until", "").strip(),

@@ -155,6 +155,11 @@ def pipeline_url(name: str) -> str:
     return f"/pipelines/{quote(name, safe='')}"
 
 
+def schedule_url(name: str) -> str:
+    """The schedule page of ``name``."""
+    return f"/schedules/{quote(name, safe='')}"
+
+
 FILTERS = {
     "abstime": abstime,
     "isotime": isotime,
@@ -176,4 +181,5 @@ GLOBALS = {
     "task_url": task_url,
     "artifact_url": artifact_url,
     "pipeline_url": pipeline_url,
+    "schedule_url": schedule_url,
 }

@@ -34,7 +34,7 @@ MAX_TASK_ROWS = 500
 #: a map of more elements than this is drawn as one group node
 GRAPH_BUDGET = 50
 #: what the runs list's trigger field suggests
-TRIGGERS = ("manual", "ui", "schedule", "retry")
+TRIGGERS = ("manual", "ui", "schedule", "backfill", "after", "retry")
 
 
 def run_row(run: queries.RunSummary) -> dict[str, Any]:
@@ -69,6 +69,7 @@ def runs_list(request: Request) -> Response:
         "nav": "runs",
         "filters": filters,
         "rows": [run_row(run) for run in runs],
+        "scheduled": any(run.scheduled_for is not None for run in runs),
         "cursor": cursor,
         "older_url": filters.url(page.next_cursor) if page and page.next_cursor else None,
         "newest_url": filters.url(),

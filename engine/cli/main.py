@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .parser import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, build_parser
+from .reads import cache_clear, console, lineage, logs, runs, say_swept, warn
 
 __all__ = ["build_parser", "main"]
 
@@ -90,7 +91,7 @@ def _show_warning(
     from ..errors import GlasspaneWarning
 
     if issubclass(category, GlasspaneWarning):
-        _warn(str(message))
+        warn(str(message))
         return
     sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
@@ -108,10 +109,6 @@ def _err(message: str) -> None:
     sys.stderr.write(f"glasspane: error: {message}\n")
 
 
-def _warn(message: str) -> None:
-    sys.stderr.write(f"glasspane: warning: {message}\n")
-
-
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         return _run(args)
@@ -120,15 +117,25 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "cancel":
         return _cancel(args)
     if args.command == "runs":
-        return _runs(args)
+        return runs(args)
     if args.command == "lineage":
-        return _lineage(args)
+        return lineage(args)
     if args.command == "logs":
-        return _logs(args)
+        return logs(args)
     if args.command == "cache":
-        return _cache_clear(args)
+        return cache_clear(args)
     if args.command == "ui":
         return _plugin("ui")(args)
+    if args.command in ("schedule", "backfill"):
+        from . import schedule_cli
+
+        return schedule_cli.main(args)
+    if args.command == "scheduler":
+        from . import scheduler_cli
+
+        return scheduler_cli.main(args)
+    if args.command == "server":
+        return _plugin("server")(args)
     raise AssertionError(args.command)  # pragma: no cover - argparse requires a command
 
 
@@ -148,12 +155,6 @@ def _plugin(name: str) -> Any:
     )
 
 
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    return Console(stderr=stderr)
-
-
 # ---- run and retry ------------------------------------------------------------------------------
 
 
@@ -165,9 +166,12 @@ def _run(args: argparse.Namespace) -> int:
 
     launched = launched_params()  # before any user code runs: tasks never see them
     pipeline = load_pipeline(args.pipeline)
-    params = parse_params(args.param, dict(pipeline.params_model.model_fields), pipeline.name)
+    fields = dict(pipeline.params_model.model_fields)
+    params = parse_params(args.param, fields, pipeline.name)
     params.update(launched)
-    _say_swept(api.sweep(), stderr=True)  # the maintenance step reads leave to writers
+    if args.scheduled_for is not None and "scheduled_for" in fields:
+        params.setdefault("scheduled_for", args.scheduled_for)
+    say_swept(api.sweep(), stderr=True)  # the maintenance step reads leave to writers
     return _execute(
         args,
         lambda listeners: api.run_pipeline(
@@ -249,7 +253,7 @@ def _execute(args: argparse.Namespace, start: Any, pipeline: str) -> int:
             result = start(())
         print(json.dumps(result.to_dict(), default=str))
     else:
-        with LiveProgress(_console(stderr=True), pipeline) as progress:
+        with LiveProgress(console(stderr=True), pipeline) as progress:
             result = start([progress])
         _print_result(result)
     if result.state == "succeeded":
@@ -263,128 +267,24 @@ def _print_result(result: Any) -> None:
     from .. import api
     from .render import failed_tracebacks, run_table
 
-    console = _console()
+    out = console()
     data = result.to_dict()
-    console.print(run_table(data, console.width))
+    out.print(run_table(data, out.width))
     if result.state == "succeeded":
         if result.output is not None:
-            console.print("output:", json.dumps(data["output"], default=str)[:2000], markup=False)
+            out.print("output:", json.dumps(data["output"], default=str)[:2000], markup=False)
         return
     summary = api.run_summary(api.get_run(result.run_id))
-    failed_tracebacks(console, summary)
-    console.print(Text(str(result.error), style="red"), soft_wrap=True)
+    failed_tracebacks(out, summary)
+    out.print(Text(str(result.error), style="red"), soft_wrap=True)
     failed = [t["node"] for t in summary["tasks"] if t.get("traceback")]
     hint = f"logs:    glasspane logs {result.run_id} {failed[0]}\n" if failed else ""
-    console.print(
+    out.print(
         f"{hint}inspect: glasspane runs show {result.run_id}\n"
         f"resume:  glasspane retry {result.run_id}",
         markup=False,
         soft_wrap=True,
     )
-
-
-# ---- reading runs ------------------------------------------------------------------------------
-
-
-def _runs(args: argparse.Namespace) -> int:
-    from rich.text import Text
-
-    from .. import api
-    from ..errors import NotFound
-    from .render import failed_tracebacks, run_table, runs_table
-
-    if args.runs_command == "sweep":
-        swept = api.sweep()
-        if args.json:
-            print(json.dumps(swept))
-        elif not _say_swept(swept):
-            print("no stale runs: nothing marked crashed")
-        return EXIT_OK
-    if args.runs_command == "list":
-        try:
-            items = api.runs(
-                limit=args.limit, pipeline=args.pipeline, state=args.state, missing_ok=False
-            )
-        except NotFound as exc:
-            # nothing ran here yet, or a mistyped setting: no runs either way, but say which
-            _warn(str(exc))
-            items = []
-            if not args.json:
-                return EXIT_OK
-        if args.json:
-            print(json.dumps(items, default=str))
-        else:
-            console = _console()
-            console.print(runs_table(items, console.width))
-        return EXIT_OK
-    summary = api.run_summary(api.get_run(args.run_id))
-    if args.json:
-        print(json.dumps(summary, default=str))
-        return EXIT_OK
-    console = _console()
-    console.print(run_table(summary, console.width))
-    if summary.get("error"):
-        console.print(Text(summary["error"], style="red"), soft_wrap=True)
-    failed_tracebacks(console, summary)
-    return EXIT_OK
-
-
-def _say_swept(run_ids: list[str], stderr: bool = False) -> bool:
-    """Say which runs a sweep marked crashed, one line each (to stderr beside a run's
-    output); False when it marked none."""
-    for run_id in run_ids:
-        print(
-            f"marked run {run_id} crashed: its driver stopped heart-beating; resume it with "
-            f"`glasspane retry {run_id}`",
-            file=sys.stderr if stderr else sys.stdout,
-        )
-    return bool(run_ids)
-
-
-def _lineage(args: argparse.Namespace) -> int:
-    from .. import api
-    from .render import lineage_table
-
-    data = api.lineage(args.run_id, args.node, direction=args.direction or "upstream")
-    if args.json:
-        print(json.dumps(data, default=str))
-    else:
-        _console().print(lineage_table(data))
-    return EXIT_OK
-
-
-def _logs(args: argparse.Namespace) -> int:
-    from .. import api
-    from .render import logs_text
-
-    data = api.task_logs(args.run_id, args.node, args.attempt)
-    if args.json:
-        print(json.dumps(data, default=str))
-    else:
-        logs_text(_console(), data)
-    return EXIT_OK
-
-
-def _cache_clear(args: argparse.Namespace) -> int:
-    import difflib
-
-    from .. import api
-    from ..errors import NotFound
-
-    count = api.clear_cache(args.task)
-    if args.task and not count:
-        held = api.cached_tasks()
-        if not held:
-            raise NotFound(f"the cache holds no entry for task `{args.task}`: it is empty")
-        close = difflib.get_close_matches(args.task, list(held), n=1)
-        hint = f"did you mean `{close[0]}`? " if close else ""
-        raise NotFound(
-            f"the cache holds no entry for task `{args.task}`; {hint}it holds entries for: "
-            f"{', '.join(held)}"
-        )
-    what = f"task `{args.task}`" if args.task else "all tasks"
-    print(f"cleared {count} cache entr{'y' if count == 1 else 'ies'} for {what}")
-    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

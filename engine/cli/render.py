@@ -2,14 +2,16 @@
 
 Tables fit an 80-column terminal: ids and start times never shrink (a run id is 12
 characters, a start time ``2026-11-30 15:04`` in local time), long names fold onto more
-lines, and optional columns are left out before anything becomes unreadable. Text from
-tasks (errors, tracebacks, output) is printed as plain text, never as rich markup.
+lines, and optional columns are left out before anything becomes unreadable. The fire time a
+scheduled run is for is shown in UTC (``2026-11-30T03:00Z``), whatever its schedule's
+timezone. Text from tasks (errors, tracebacks, output) is printed as plain text, never as rich
+markup.
 """
 
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from rich import box
@@ -120,6 +122,22 @@ def when(iso: str | None) -> str:
         return iso[:16]
 
 
+def utc_minute(iso: str | None) -> str:
+    """``2026-11-30T03:00Z``: a stored ISO 8601 timestamp in UTC, to the minute, or to the
+    second when it has seconds (``03:00:20Z``: fire times of an every-20s schedule differ)."""
+    if not iso:
+        return ""
+    try:
+        value = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if value.tzinfo is None:  # stored times are UTC
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ" if value.second else "%Y-%m-%dT%H:%MZ"
+    )
+
+
 def seconds(duration: float | None) -> str:
     return f"{duration:.2f}s" if duration is not None else ""
 
@@ -174,19 +192,35 @@ def run_table(run: dict[str, Any], width: int = 80) -> Table:
 
 
 # runs_table's columns in display order, and the order they are left out in when the
-# terminal is too narrow for all of them (run, started and state always stay)
-_RUN_COLUMNS = ("run", "pipeline", "state", "trigger", "tasks", "cached", "started", "duration")
-_OPTIONAL = ("trigger", "cached", "duration", "tasks")
+# terminal is too narrow for all of them (run, started and state always stay): the trigger
+# outlasts the cached count and the wide fire time, so 80 columns still tell a scheduled run
+# from a manual one
+_RUN_COLUMNS = (
+    "run",
+    "pipeline",
+    "state",
+    "trigger",
+    "scheduled for",
+    "tasks",
+    "cached",
+    "started",
+    "duration",
+)
+_OPTIONAL = ("cached", "scheduled for", "trigger", "duration", "tasks")
 
 
 def runs_table(runs: list[dict[str, Any]], width: int = 80) -> Table:
-    """Run summaries, one a row, fitted to ``width`` columns (see the module docstring)."""
+    """Run summaries, one a row, fitted to ``width`` columns (see the module docstring).
+
+    The ``scheduled for`` column (the fire time, UTC) is there when any run listed has one.
+    """
     rows = [
         {
             "run": run["run_id"],
             "pipeline": run["pipeline"],
             "state": run["state"],
             "trigger": run.get("trigger") or "",
+            "scheduled for": utc_minute(run.get("scheduled_for")),
             "tasks": f"{run.get('n_succeeded', 0)}/{run.get('n_tasks', 0)}",
             "cached": str(run.get("n_cached", 0)),
             "started": when(run.get("started_at") or run.get("created_at")),
@@ -199,11 +233,13 @@ def runs_table(runs: list[dict[str, Any]], width: int = 80) -> Table:
         name: max([len(name), *(len(row[name]) for row in rows)]) + 2 for name in _RUN_COLUMNS
     }
     needed["pipeline"] = min(needed["pipeline"], 14)  # folds onto more lines below that
-    shown = list(_RUN_COLUMNS)
+    scheduled = any(row["scheduled for"] for row in rows)
+    shown = [name for name in _RUN_COLUMNS if scheduled or name != "scheduled for"]
     for name in _OPTIONAL:
         if sum(needed[column] for column in shown) <= width:
             break
-        shown.remove(name)
+        if name in shown:
+            shown.remove(name)
     table = _table("runs")
     for name in shown:
         if name == "pipeline":
@@ -213,6 +249,20 @@ def runs_table(runs: list[dict[str, Any]], width: int = 80) -> Table:
     for row in rows:
         table.add_row(*(state_text(row[n]) if n == "state" else row[n] for n in shown))
     return table
+
+
+def launch_text(run: dict[str, Any]) -> Text:
+    """What launched a run, in one line: its trigger, and the schedule, the fire time (UTC)
+    and the upstream run when it has them."""
+    parts = [f"trigger: {run.get('trigger') or 'unknown'}"]
+    if run.get("schedule"):
+        parts.append(f"schedule: {run['schedule']}")
+    if run.get("scheduled_for"):
+        at = datetime.fromisoformat(run["scheduled_for"]).astimezone(timezone.utc)
+        parts.append(f"scheduled for: {at.isoformat()}")
+    if run.get("upstream_run_id"):
+        parts.append(f"upstream run: {run['upstream_run_id']}")
+    return Text(" · ".join(parts))
 
 
 def lineage_table(data: dict[str, Any]) -> Table:

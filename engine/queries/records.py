@@ -31,6 +31,7 @@ class RunSummary(Record):
     """``None`` while the run is ``queued`` (its process has not compiled the pipeline yet)."""
     state: str
     trigger: str
+    """What started it: ``manual``, ``ui``, ``retry``, ``schedule``, ``backfill``, ``after``..."""
     resumed_from: str | None
     executor: str
     created_at: datetime
@@ -43,6 +44,13 @@ class RunSummary(Record):
     n_failed: int
     """Failed or timed out."""
     n_cached: int
+    schedule: str | None = None
+    """The name of the schedule that launched it (``None``: no schedule did)."""
+    scheduled_for: datetime | None = None
+    """The fire time a scheduled or backfilled run is for, which may be long before it was
+    created (a backfill, a scheduler catching up)."""
+    upstream_run_id: str | None = None
+    """The run whose end an ``after`` schedule reacted to by launching this one."""
 
 
 class RunPage(Record):

@@ -84,6 +84,7 @@ def list_runs(
     pipeline: str | None = None,
     state: str | list[str] | None = None,
     trigger: str | list[str] | None = None,
+    schedule: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     tag: str | None = None,
@@ -96,7 +97,9 @@ def list_runs(
         cursor: ``next_cursor`` of the previous page; None for the first page.
         pipeline: only runs of the pipeline with this name.
         state: only runs in this state (or any of these states).
-        trigger: only runs started this way (``manual``, ``retry``, ``schedule``...).
+        trigger: only runs started this way (``manual``, ``retry``, ``schedule``,
+            ``backfill``, ``after``...), or any of several.
+        schedule: only runs the schedule of this name launched.
         since: only runs created at or after this (timezone-aware) time.
         until: only runs created before this (timezone-aware) time.
         tag: only runs of a pipeline version with a task tagged ``tag``.
@@ -111,6 +114,7 @@ def list_runs(
         "pipeline": pipeline,
         "states": _states(state, STATES),
         "triggers": _states(trigger, None),
+        "schedule": schedule,
         "since": _aware(since, "since"),
         "until": _aware(until, "until"),
         "after": None if cursor is None else decode_cursor(cursor),

@@ -41,6 +41,9 @@ _RUN_COLUMNS = (
     PipelineVersionRow.hash.label("version_hash"),
     RunRow.state,
     RunRow.trigger,
+    RunRow.schedule_name.label("schedule"),
+    RunRow.scheduled_for,
+    RunRow.upstream_run_id,
     RunRow.resumed_from,
     RunRow.executor,
     RunRow.created_at,
@@ -86,6 +89,7 @@ def run_page(
     pipeline: str | None = None,
     states: tuple[str, ...] = (),
     triggers: tuple[str, ...] = (),
+    schedule: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     version_ids: list[int] | None = None,
@@ -94,6 +98,7 @@ def run_page(
     """Up to ``limit`` run summaries, newest first, strictly after the ``after`` boundary.
 
     Args:
+        schedule: only runs the schedule of this name launched.
         since: only runs created at or after this time.
         until: only runs created before this time.
         version_ids: only runs of these pipeline versions (None: any).
@@ -108,6 +113,8 @@ def run_page(
         query = query.where(RunRow.state.in_(states))
     if triggers:
         query = query.where(RunRow.trigger.in_(triggers))
+    if schedule is not None:
+        query = query.where(RunRow.schedule_name == schedule)
     if since is not None:
         query = query.where(RunRow.created_at >= since)
     if until is not None:

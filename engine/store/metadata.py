@@ -28,13 +28,13 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..errors import GlasspaneError, InvalidArgument
-from ..types import STATES, ArtifactInfo
-from . import event_log, lifecycle, queries
+from ..types import STATES
+from . import event_log, lifecycle
 from .engines import describe, mask_url, open_engines, open_error
-from .lineage import LineageWalk
 from .migrate import current_revision, missing_database, require_file, upgrade
 from .models import RUN_ID_LENGTH
 from .run_control import RunControl
+from .run_reads import RunReads
 from .schedule_control import ScheduleControl
 
 T = TypeVar("T")
@@ -45,7 +45,6 @@ T = TypeVar("T")
 # for which running it again is the documented remedy. SQLite cannot deadlock here: BEGIN
 # IMMEDIATE serialises whole write transactions.
 _WRITE_RETRIES = 3
-_MAX_LIMIT = 2**62
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 
 
@@ -57,7 +56,7 @@ def _lost_a_race(exc: DBAPIError) -> bool:
     return code in _RETRYABLE_SQLSTATES
 
 
-class MetadataStore(RunControl, ScheduleControl):
+class MetadataStore(RunControl, RunReads, ScheduleControl):
     """Runs, task runs, artifacts, lineage and metrics in a SQL database.
 
     Args:
@@ -92,6 +91,11 @@ class MetadataStore(RunControl, ScheduleControl):
 
     def __repr__(self) -> str:
         return f"MetadataStore({mask_url(self.url)!r})"
+
+    @property
+    def dialect(self) -> str:
+        """The database's SQLAlchemy dialect: ``sqlite`` or ``postgresql``."""
+        return str(self._engines.write.dialect.name)
 
     def __enter__(self) -> MetadataStore:
         return self
@@ -267,130 +271,3 @@ class MetadataStore(RunControl, ScheduleControl):
             The ids of the runs this call marked crashed.
         """
         return self._write(lambda conn: lifecycle.mark_crashed(conn, stale_after))
-
-    # ---- reads -------------------------------------------------------------------------------
-
-    def list_runs(
-        self, *, limit: int = 50, pipeline: str | None = None, state: str | None = None
-    ) -> list[dict]:
-        """Summaries of the newest runs, newest first.
-
-        Each has ``run_id``, ``pipeline``, ``state``, ``trigger``, ``resumed_from``,
-        ``executor``, ``created_at``, ``started_at``, ``ended_at`` (ISO 8601, UTC),
-        ``duration`` (seconds or None), ``params`` and the task counts ``n_tasks``,
-        ``n_succeeded``, ``n_failed`` (failed or timed out) and ``n_cached``.
-
-        Args:
-            limit: at most this many runs (any larger number than there are runs means all).
-            pipeline: only runs of the pipeline with this name.
-            state: only runs in this state.
-
-        Raises:
-            InvalidArgument: ``limit`` is less than 1, or ``state`` is not a known state.
-        """
-        if limit < 1:
-            raise InvalidArgument(f"list_runs limit must be 1 or more, not {limit}")
-        if state is not None and state not in STATES:
-            raise InvalidArgument(f"unknown run state `{state}`; use one of {', '.join(STATES)}")
-        limit = min(limit, _MAX_LIMIT)  # SQL takes no larger number
-        with self._read() as conn:
-            return queries.list_runs(conn, limit=limit, pipeline=pipeline, state=state)
-
-    def get_run(self, run_id: str) -> dict:
-        """Everything about one run: its summary, graph, output and every task run.
-
-        Args:
-            run_id: the run's id or a unique prefix of it (at least 4 characters).
-
-        Returns:
-            The :meth:`list_runs` summary plus ``pipeline_ref``, ``version_hash``, ``graph``,
-            ``error``, ``output``, ``heartbeat_at`` and ``tasks`` (in creation order), each
-            with its state, timings, captured output, ``inputs``/``outputs`` (artifact dicts
-            with the parameter name or output index as ``name``), ``metrics`` (last value per
-            key) and ``params``.
-
-        Raises:
-            NotFound: no run matches, or the prefix matches several (they are named).
-        """
-        with self._read() as conn:
-            return queries.get_run(conn, run_id)
-
-    def task_outputs(self, run_id: str) -> dict[str, list[ArtifactInfo]]:
-        """The outputs of a run's succeeded task runs, by node id in output order.
-
-        Used to resume a run without recomputing what already succeeded.
-
-        Raises:
-            NotFound: no run matches ``run_id`` (or its unique prefix).
-        """
-        with self._read() as conn:
-            return queries.task_outputs(conn, run_id)
-
-    def task_durations(self, pipeline_name: str, runs: int = 3) -> dict[str, float]:
-        """The longest each node of ``pipeline_name`` ran, in seconds, by node id, over its
-        last ``runs`` runs that executed any task (cache hits and tasks that never ended on a
-        worker do not count). The run loop plans batching on Dask from it, so every process
-        planning a run of the pipeline plans it alike."""
-        with self._read() as conn:
-            return queries.task_durations(conn, pipeline_name, runs)
-
-    def metrics(self, run_id: str) -> list[dict]:
-        """Every metric and param a run's tasks logged, in logging order.
-
-        Each is ``{"node", "kind" ("metric" | "param"), "key", "value", "step", "ts"}``.
-
-        Raises:
-            NotFound: no run matches ``run_id`` (or its unique prefix).
-        """
-        with self._read() as conn:
-            return queries.metrics(conn, run_id)
-
-    def attempts(self, run_id: str, node_id: str) -> list[dict]:
-        """Every attempt of one task run, in order, with the text each captured.
-
-        Each is ``{"attempt", "state", "started_at", "ended_at"`` (ISO 8601, UTC),
-        ``"duration"`` (seconds or None), ``"error", "stdout", "stderr", "log_tail",
-        "traceback"}``; the text is that attempt's own (None for attempts recorded before
-        glasspane kept it). A task run served from the cache has no attempts.
-
-        Args:
-            run_id: the run's id or a unique prefix of it.
-            node_id: the node whose task run it is.
-
-        Raises:
-            NotFound: the run does not exist, or has no such node (the message names its
-                nodes).
-        """
-        with self._read() as conn:
-            return queries.attempts(conn, run_id, node_id)
-
-    def lineage(
-        self,
-        run_id: str,
-        node_id: str,
-        *,
-        direction: str = "upstream",
-        depth: int | None = None,
-    ) -> dict:
-        """The task runs and artifacts upstream or downstream of one task run, across runs.
-
-        Args:
-            run_id: the run's id or a unique prefix of it.
-            node_id: the node whose task run is the root.
-            direction: ``"upstream"`` (what it was computed from; each input leads to the
-                task run of this run that produced it) or ``"downstream"`` (the task runs
-                that consumed its outputs, here and in later runs that reused them from the
-                cache, and so on).
-            depth: follow at most this many task-run hops; None for all.
-
-        Returns:
-            ``{"root", "direction", "task_runs", "artifacts", "edges"}``; see
-            :mod:`.lineage` for the shapes.
-
-        Raises:
-            NotFound: the run or the node does not exist.
-            InvalidArgument: ``direction`` or ``depth`` is invalid.
-        """
-        with self._read() as conn:
-            full_id = queries.resolve_run_id(conn, run_id)
-            return LineageWalk(conn).run(full_id, node_id, direction, depth)

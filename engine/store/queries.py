@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, case, func, select
-from sqlalchemy.orm import aliased
 
 from ..errors import NotFound
 from ..types import FAILED, SUCCEEDED, TIMED_OUT, ArtifactInfo
@@ -77,7 +76,13 @@ def resolve_run_id(conn: Connection, run_id: str) -> str:
 
 
 def list_runs(
-    conn: Connection, *, limit: int, pipeline: str | None, state: str | None
+    conn: Connection,
+    *,
+    limit: int,
+    pipeline: str | None,
+    state: str | None,
+    triggers: tuple[str, ...] = (),
+    schedule: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run summaries, newest first (see :meth:`MetadataStore.list_runs`)."""
     query = select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id.desc()).limit(limit)
@@ -85,6 +90,10 @@ def list_runs(
         query = query.where(RunRow.pipeline_name == pipeline)
     if state is not None:
         query = query.where(RunRow.state == state)
+    if triggers:
+        query = query.where(RunRow.trigger.in_(triggers))
+    if schedule is not None:
+        query = query.where(RunRow.schedule_name == schedule)
     runs = conn.execute(query).all()
     counts = task_counts(conn, [run.id for run in runs])
     return [summary(run, counts.get(run.id)) for run in runs]
@@ -124,6 +133,9 @@ def summary(run: Row[Any], counts: dict[str, int] | None) -> dict[str, Any]:
         "pipeline": run.pipeline_name,
         "state": run.state,
         "trigger": run.trigger,
+        "schedule": run.schedule_name,
+        "scheduled_for": iso(run.scheduled_for),
+        "upstream_run_id": run.upstream_run_id,
         "resumed_from": run.resumed_from,
         "executor": run.executor,
         "created_at": iso(run.created_at),
@@ -361,39 +373,3 @@ def metrics(conn: Connection, run_id: str) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
-
-
-def task_durations(conn: Connection, pipeline_name: str, runs: int = 3) -> dict[str, float]:
-    """The longest each node ran in the pipeline's last ``runs`` runs that executed any task,
-    in seconds, by node id (map elements and an expander's children by their own ids).
-
-    Only task runs that executed count (a cache hit says nothing of how long the task takes),
-    and that ended on a worker: succeeded, failed or timed out, each having held its worker
-    that long. The longest, not a mean or a quantile: whether siblings may share an
-    executor task depends on the slowest of them, which a mean hides.
-    """
-
-    def executed(row: Any) -> tuple[Any, ...]:
-        return (
-            row.cached.is_(False),
-            row.duration.is_not(None),
-            row.state.in_((SUCCEEDED, FAILED, TIMED_OUT)),
-        )
-
-    other = aliased(TaskRunRow)
-    recent = (
-        select(RunRow.id)
-        .where(
-            RunRow.pipeline_name == pipeline_name,
-            select(other.id).where(other.run_id == RunRow.id, *executed(other)).exists(),
-        )
-        .order_by(RunRow.created_at.desc())
-        .limit(runs)
-        .scalar_subquery()
-    )
-    rows = conn.execute(
-        select(TaskRunRow.node_id, func.max(TaskRunRow.duration))
-        .where(TaskRunRow.run_id.in_(recent), *executed(TaskRunRow))
-        .group_by(TaskRunRow.node_id)
-    )
-    return {node: float(longest) for node, longest in rows if longest is not None}

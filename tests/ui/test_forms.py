@@ -104,24 +104,29 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
 def test_run_filters_become_list_runs_arguments() -> None:
-    query = {"pipeline": " retrain ", "trigger": "ui", "since": "2025-02-01T08:30", "until": ""}
+    query = {
+        "pipeline": " retrain ", "trigger": "schedule", "schedule": " nightly ",
+        "since": "2025-02-01T08:30", "until": "",
+    }  # fmt: skip
     filters = forms.run_filters(query, ["failed", "crashed"])
     assert filters.query(NOW) == {
         "pipeline": "retrain",
         "state": ["failed", "crashed"],
-        "trigger": "ui",
+        "trigger": "schedule",
+        "schedule": "nightly",
         "since": datetime(2025, 2, 1, 8, 30, tzinfo=timezone.utc),
         "until": None,
     }
     assert filters.active
     assert filters.url("CURSOR") == (
-        "/?pipeline=retrain&state=failed&state=crashed&trigger=ui&since=2025-02-01T08%3A30"
-        "&cursor=CURSOR"
+        "/?pipeline=retrain&state=failed&state=crashed&trigger=schedule&schedule=nightly"
+        "&since=2025-02-01T08%3A30&cursor=CURSOR"
     )
     empty = forms.run_filters({}, [])
     assert not empty.active and empty.url() == "/"
     assert empty.query(NOW) == {
-        "pipeline": None, "state": None, "trigger": None, "since": None, "until": None,
+        "pipeline": None, "state": None, "trigger": None, "schedule": None, "since": None,
+        "until": None,
     }  # fmt: skip
 
 

@@ -224,10 +224,13 @@ def test_create_run_and_events_round_trip(store: MetadataStore, raw_engine: Engi
         "run_id": "run00001", "state": "failed", "n_tasks": 3, "n_succeeded": 2,
     }  # fmt: skip
     assert set(summary) == {
-        "run_id", "pipeline", "state", "trigger", "resumed_from", "executor", "created_at",
-        "started_at", "ended_at", "duration", "params", "n_tasks", "n_succeeded", "n_failed",
-        "n_cached",
+        "run_id", "pipeline", "state", "trigger", "schedule", "scheduled_for", "upstream_run_id",
+        "resumed_from", "executor", "created_at", "started_at", "ended_at", "duration", "params",
+        "n_tasks", "n_succeeded", "n_failed", "n_cached",
     }  # fmt: skip
+    assert (summary["schedule"], summary["scheduled_for"], summary["upstream_run_id"]) == (
+        None, None, None,
+    )  # fmt: skip
 
 
 def test_retry_attempt_marks_task_retrying(store: MetadataStore) -> None:
