@@ -81,6 +81,11 @@ class RunStillActive(GlasspaneError, RuntimeError):
     """An action needs a run to be over (a retry), and it is still queued or running."""
 
 
+class ScheduleBusy(GlasspaneError, RuntimeError):
+    """A run of a schedule was not launched: the schedule already has ``max_active`` runs
+    queued or running."""
+
+
 class GlasspaneWarning(UserWarning):
     """Something glasspane will do differently from what the code asks (for example,
     ``resources=`` ignored by an executor without resources); the CLI prints it as one

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import threading
+from datetime import datetime, timezone
 from typing import Any
 
 from .config import Settings
@@ -37,8 +38,15 @@ def launch(
     params: dict[str, Any] | None,
     trigger: str,
     executor: str | None,
+    *,
+    schedule_name: str | None = None,
+    scheduled_for: datetime | None = None,
+    upstream_run_id: str | None = None,
+    max_active: int | None = None,
 ) -> str:
-    """Queue a run of ``reference``, start its child process, return the run id."""
+    """Queue a run of ``reference``, start its child process, return the run id. A run for
+    a fire time (``scheduled_for``) passes it to a pipeline that declares a
+    ``scheduled_for`` parameter (``glasspane run --scheduled-for``)."""
     split_ref(reference)  # a malformed reference: an error here, not in the child
     reference = canonical_ref(reference)
     name = reference.rpartition(":")[2]
@@ -51,8 +59,14 @@ def launch(
         params=_masked(store, name, params),
         trigger=trigger,
         executor=executor,
+        schedule_name=schedule_name,
+        scheduled_for=scheduled_for,
+        upstream_run_id=upstream_run_id,
+        max_active=max_active,
     )
     command = ["run", reference, "--run-id", run_id, "--trigger", trigger]
+    if scheduled_for is not None:
+        command += ["--scheduled-for", scheduled_for.astimezone(timezone.utc).isoformat()]
     _start(store, settings, run_id, command, executor, params)
     return run_id
 

@@ -19,7 +19,7 @@ from typing import Any
 from .dsl.pipeline import PipelineDef
 from .errors import DefinitionError, UserCodeError
 
-__all__ = ["canonical_ref", "load_pipeline", "ref_for", "split_ref"]
+__all__ = ["canonical_ref", "load_module", "load_pipeline", "ref_for", "split_ref"]
 
 
 def split_ref(ref: str) -> tuple[str, str]:
@@ -34,13 +34,17 @@ def split_ref(ref: str) -> tuple[str, str]:
     return target, attr
 
 
+def load_module(target: str) -> Any:
+    """Import ``target``: a ``.py`` file (from any directory) or an importable module."""
+    if target.endswith(".py") or os.sep in target or "/" in target:
+        return _load_file(Path(target))
+    return _import(target)
+
+
 def load_pipeline(ref: str) -> PipelineDef[Any, Any]:
     """Import and return the pipeline named by ``ref``."""
     target, attr = split_ref(ref)
-    if target.endswith(".py") or os.sep in target or "/" in target:
-        module = _load_file(Path(target))
-    else:
-        module = _import(target)
+    module = load_module(target)
     try:
         obj = getattr(module, attr)
     except AttributeError:

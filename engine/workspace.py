@@ -31,6 +31,7 @@ from .execution.planner import plan_run
 from .execution.result import RunResult
 from .execution.resume import Reusable, reusable_from_run
 from .execution.runner import execute_run, new_run_id
+from .launcher import Launcher
 from .listeners import Listener, check, from_entry_points
 from .store import MetadataStore
 from .types import SUCCEEDED
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class Workspace:
+class Workspace(Launcher):
     """One configuration's stores, executors and listeners (see the module docstring).
 
     Args:
@@ -297,63 +298,6 @@ class Workspace:
         """
         store = self.reader()
         return store.request_cancel(store.get_run(run_id)["run_id"])
-
-    def launch(
-        self,
-        reference: str,
-        params: dict[str, Any] | None = None,
-        *,
-        trigger: str = "manual",
-        executor: str | None = None,
-    ) -> str:
-        """Run the pipeline ``reference`` (``FILE.py:NAME`` or ``module:NAME``) in a child
-        process (``glasspane run``); return its run id at once.
-
-        The run is recorded as ``queued`` until the child takes it over, and ``crashed`` (with
-        the child's last output lines as its error) if the child exits before that. This
-        process never imports the pipeline's code. The child's output goes to
-        ``HOME/launches/RUN_ID.log``.
-        """
-        from .launching import launch
-
-        self._check_open()
-        return launch(self.store, self.settings, reference, params, trigger, executor)
-
-    def launch_retry(
-        self,
-        run_id: str,
-        secrets: dict[str, Any] | None = None,
-        *,
-        trigger: str = "retry",
-        executor: str | None = None,
-    ) -> str:
-        """Retry ``run_id`` in a child process (``glasspane retry``), as :meth:`launch` does a
-        run; return the new run's id at once. ``secrets`` gives the secret parameters again.
-
-        Raises:
-            NotFound: no such run, or it does not record its pipeline reference.
-            RunStillActive: the run is not over.
-            GlasspaneError: the run succeeded (nothing to resume).
-        """
-        from .launching import launch_retry
-
-        self._check_open()
-        return launch_retry(self.store, self.settings, run_id, secrets, trigger, executor)
-
-    def check_params(self, pipeline: str, params: dict[str, str]) -> dict[str, Any]:
-        """Validate text values for pipeline ``pipeline`` (a form's fields) against the
-        parameter schema its latest run stored, as ``glasspane run -p NAME=VALUE`` does,
-        without importing its code; return the values to :meth:`launch` it with.
-
-        Raises:
-            NotFound: no pipeline of that name has run here.
-            ParameterError: with the message ``glasspane run`` gives.
-        """
-        from .param_schema import check_params
-        from .queries import pipeline as find_pipeline
-
-        summary = find_pipeline(self.reader(), pipeline)
-        return check_params(pipeline, summary.params_schema, params)
 
     # ---- following a run from any process ---------------------------------------------------
 

@@ -8,6 +8,7 @@ at the command's ``--help``, like every other error of the command line.
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from typing import Any, NoReturn
 
 from ..types import STATES
@@ -58,6 +59,19 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
     return min(value, MAX_LIMIT)
+
+
+def aware_datetime(text: str) -> datetime:
+    """``--scheduled-for``: an ISO 8601 instant with a UTC offset (``Z`` accepted)."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"`{text}` is not an ISO 8601 date and time, e.g. 2026-01-31T03:00:00+00:00"
+        ) from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"`{text}` has no UTC offset; add one, e.g. {text}+00:00")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +143,15 @@ examples:
         metavar="TRIGGER",
         help="what started the run, as recorded: manual, schedule, ... (default: manual)",
     )
+    run.add_argument(
+        "--scheduled-for",
+        type=aware_datetime,
+        default=None,
+        metavar="WHEN",
+        help="the fire time the run is for (ISO 8601 with a UTC offset), what the scheduler and "
+        "`glasspane backfill` pass; a pipeline declaring a `scheduled_for` parameter receives "
+        "it unless -p sets it",
+    )
 
     runs = command(sub, "runs", "list runs, show one, or sweep crashed ones")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="list|show|sweep", required=True)
@@ -140,7 +163,8 @@ examples:
 
 examples:
   glasspane runs list
-  glasspane runs list --pipeline retrain --state failed --limit 5 --json""",
+  glasspane runs list --pipeline retrain --state failed --limit 5 --json
+  glasspane runs list --schedule nightly --trigger schedule --trigger backfill""",
     )
     lst.add_argument(
         "--limit",
@@ -156,6 +180,18 @@ examples:
         choices=STATES,
         metavar="STATE",
         help=f"only runs in this state: {', '.join(STATES)} (default: any)",
+    )
+    lst.add_argument(
+        "--trigger",
+        action="extend",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=None,
+        metavar="TRIGGER",
+        help="only runs started this way: manual, ui, retry, schedule, backfill, after...; "
+        "repeat it or separate with commas for any of several (default: any)",
+    )
+    lst.add_argument(
+        "--schedule", default=None, metavar="NAME", help="only runs this schedule launched"
     )
     lst.add_argument("--json", action="store_true", help="print a JSON list of run summaries")
     show = command(
@@ -331,4 +367,9 @@ examples:
     )
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     ui.add_argument("--port", type=int, default=8420, help="port to bind (default: 8420)")
+
+    from . import schedule_cli, scheduler_cli
+
+    schedule_cli.add_parsers(sub, command)
+    scheduler_cli.add_parsers(sub, command)
     return parser

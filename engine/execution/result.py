@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import sys
@@ -113,6 +114,8 @@ def jsonable(value: Any, depth: int = 0) -> Any:
         return repr(value)[:200]
     if _is_secret(value):  # pydantic SecretStr / SecretBytes: never the value in clear
         return "**********"
+    if isinstance(value, (datetime.date, datetime.time)):  # a fire time: scheduled_for
+        return value.isoformat()
     if isinstance(value, dict):
         return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):

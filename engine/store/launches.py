@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, ScheduleBusy
 from ..types import CRASHED, PENDING, QUEUED
 from .columns import tail
-from .models import PipelineRow, RunRow
+from .models import PipelineRow, RunRow, ScheduleRow
 
 
 def queue_run(
@@ -32,9 +32,21 @@ def queue_run(
     schedule_name: str | None = None,
     scheduled_for: datetime | None = None,
     upstream_run_id: str | None = None,
+    max_active: int | None = None,
 ) -> None:
     """Insert run ``run_id`` in state ``queued``; a run a schedule launches records the
-    schedule, the fire time it is for and (``after`` schedules) the upstream run."""
+    schedule, the fire time it is for and (``after`` schedules) the upstream run.
+
+    With ``max_active``, the schedule's queued and running runs are counted in the same
+    transaction, under a lock on the schedule's row on PostgreSQL (SQLite's writers are
+    serialized already), so schedulers launching at once never exceed it.
+
+    Raises:
+        ScheduleBusy: ``schedule_name`` has ``max_active`` runs queued or running.
+        InvalidArgument: ``run_id`` is taken.
+    """
+    if max_active is not None and schedule_name is not None:
+        _check_active(conn, schedule_name, max_active)
     try:
         conn.execute(
             insert(RunRow).values(
@@ -54,6 +66,21 @@ def queue_run(
         )
     except Exception as exc:  # an IntegrityError: the id is taken
         raise InvalidArgument(f"run id `{run_id}` is already used; launch with a new id") from exc
+
+
+def _check_active(conn: Connection, schedule_name: str, max_active: int) -> None:
+    from .schedules import count_active_runs
+
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            select(ScheduleRow.id).where(ScheduleRow.name == schedule_name).with_for_update()
+        )
+    active = count_active_runs(conn, schedule_name)
+    if active >= max_active:
+        raise ScheduleBusy(
+            f"max_active {max_active} reached: {active} run(s) of schedule `{schedule_name}` "
+            "still queued or running"
+        )
 
 
 def take_over(conn: Connection, run_id: str) -> bool:

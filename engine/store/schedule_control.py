@@ -42,7 +42,12 @@ class ScheduleControl:
     # ---- schedules ---------------------------------------------------------------------------
 
     def upsert_schedule(
-        self, name: str, pipeline_ref: str, spec: dict[str, Any], next_fire_at: datetime | None
+        self,
+        name: str,
+        pipeline_ref: str,
+        spec: dict[str, Any],
+        next_fire_at: datetime | None,
+        at: datetime | None = None,
     ) -> str:
         """Register schedule ``name`` or update it in place (same identity, same
         ``created_at``); ``next_fire_at`` is stored only when it is new or changed.
@@ -54,6 +59,7 @@ class ScheduleControl:
                 max_active), JSON-serializable; ``spec["after"]`` names the upstream pipeline
                 of an ``after`` schedule.
             next_fire_at: its first fire time from now (None for an ``after``-only schedule).
+            at: the current time, from which a new schedule is active (default: the clock's).
 
         Returns:
             ``"created"``, ``"updated"`` or ``"unchanged"``.
@@ -72,7 +78,7 @@ class ScheduleControl:
                 f"characters, not {len(pipeline_ref)}; use the form path/to/file.py:pipeline"
             )
         return self._write(
-            lambda conn: schedules.upsert_schedule(conn, name, pipeline_ref, spec, next_fire_at)
+            lambda conn: schedules.upsert_schedule(conn, name, pipeline_ref, spec, next_fire_at, at)
         )
 
     def get_schedule(self, name: str) -> dict[str, Any]:
@@ -89,10 +95,12 @@ class ScheduleControl:
         """Pause schedule ``name``; False if paused already. Raises NotFound."""
         return self._write(lambda conn: schedules.pause_schedule(conn, name))
 
-    def resume_schedule(self, name: str, next_fire_at: datetime | None) -> bool:
-        """Resume schedule ``name`` from now at ``next_fire_at`` (the caller computes it);
-        False if it was not paused. Raises NotFound."""
-        return self._write(lambda conn: schedules.resume_schedule(conn, name, next_fire_at))
+    def resume_schedule(
+        self, name: str, next_fire_at: datetime | None, at: datetime | None = None
+    ) -> bool:
+        """Resume schedule ``name`` from ``at`` (default: now) at ``next_fire_at`` (the
+        caller computes it); False if it was not paused. Raises NotFound."""
+        return self._write(lambda conn: schedules.resume_schedule(conn, name, next_fire_at, at))
 
     def remove_schedule(self, name: str) -> None:
         """Delete schedule ``name`` with its ticks and triggers. Raises NotFound."""
@@ -103,6 +111,11 @@ class ScheduleControl:
         _check_limit(limit, "due_schedules")
         with self._read() as conn:
             return schedules.due_schedules(conn, at, limit)
+
+    def next_due_at(self) -> datetime | None:
+        """The earliest ``next_fire_at`` of the unpaused schedules (an index seek), or None."""
+        with self._read() as conn:
+            return schedules.next_due_at(conn)
 
     def after_schedules(self) -> list[dict[str, Any]]:
         """The unpaused ``after`` schedules, by name."""

@@ -48,6 +48,7 @@ def upsert_schedule(
     pipeline_ref: str,
     spec: dict[str, Any],
     next_fire_at: datetime | None,
+    at: datetime | None = None,
 ) -> str:
     """Register schedule ``name`` or update it in place; return ``"created"``, ``"updated"``
     or ``"unchanged"``.
@@ -55,9 +56,9 @@ def upsert_schedule(
     ``next_fire_at`` is stored only when the schedule is new or its reference or spec
     changed: syncing an unchanged schedule again keeps its place (fire times missed while no
     scheduler ran stay due for its catch-up policy). Its ``paused`` flag, ``created_at`` and
-    ticks are kept.
+    ticks are kept. ``at`` is the current time (default: the clock's).
     """
-    at = now()
+    at = at or now()
     row = conn.execute(
         select(ScheduleRow.pipeline_ref, ScheduleRow.spec).where(ScheduleRow.name == name)
     ).first()
@@ -116,11 +117,14 @@ def pause_schedule(conn: Connection, name: str) -> bool:
     return _set_paused(conn, name, True, {})
 
 
-def resume_schedule(conn: Connection, name: str, next_fire_at: datetime | None) -> bool:
+def resume_schedule(
+    conn: Connection, name: str, next_fire_at: datetime | None, at: datetime | None = None
+) -> bool:
     """Resume schedule ``name`` from now: ``active_since`` becomes now and ``next_fire_at``
     the caller's (computed from now, so what it missed while paused is not caught up).
     False if it was not paused. Raises NotFound."""
-    return _set_paused(conn, name, False, {"active_since": now(), "next_fire_at": next_fire_at})
+    values = {"active_since": at or now(), "next_fire_at": next_fire_at}
+    return _set_paused(conn, name, False, values)
 
 
 def _set_paused(conn: Connection, name: str, paused: bool, values: dict[str, Any]) -> bool:
@@ -155,6 +159,15 @@ def due_schedules(conn: Connection, at: datetime, limit: int) -> list[dict[str, 
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, key_share=True)
     return [_as_dict(row) for row in conn.execute(query)]
+
+
+def next_due_at(conn: Connection) -> datetime | None:
+    """The earliest ``next_fire_at`` of the unpaused schedules, or None (an index seek)."""
+    query = select(func.min(ScheduleRow.next_fire_at)).where(ScheduleRow.paused == false())
+    value = conn.execute(query).scalar()
+    if value is not None and value.tzinfo is None:  # SQLite returns naive UTC
+        value = value.replace(tzinfo=timezone.utc)
+    return value  # type: ignore[no-any-return]
 
 
 def after_schedules(conn: Connection) -> list[dict[str, Any]]:

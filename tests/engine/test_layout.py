@@ -20,8 +20,12 @@ FOLDERS = ("engine", "ui", "integrations")
 MAX_LINES = 400
 
 #: Engine modules the UI and the integrations may import: the facade, the event and listener
-#: seams, the read-only queries and the public types.
-PUBLIC = {"api", "config", "errors", "events", "listeners", "queries", "types", "workspace"}
+#: seams, the read-only queries, the public types and the scheduler loop (``glasspane
+#: server`` runs it beside the UI).
+PUBLIC = {
+    "api", "config", "errors", "events", "listeners", "queries", "scheduler", "types",
+    "workspace",
+}  # fmt: skip
 
 
 def _lines(path: Path) -> int:
