@@ -34,7 +34,7 @@ from glasspane.queries import (
     TaskDetail,
 )
 
-from . import openapi, sse
+from . import api_schedules, openapi, sse
 from .api_params import (
     ArtifactPath,
     Cancelled,
@@ -260,6 +260,7 @@ OPERATIONS: list[Operation] = [
               status=202, path_params=PipelinePath, body=LaunchRequest),
     Operation("GET", "/api/compare", compare, "Compare two runs", RunComparison,
               query=CompareQuery),
+    *api_schedules.OPERATIONS,
 ]  # fmt: skip
 
 

@@ -15,6 +15,8 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import glasspane
@@ -31,9 +33,21 @@ EXIT_OK, EXIT_USAGE = 0, 2
 SHUTDOWN_GRACE = 2
 
 
+#: what else a UI server runs in its process (``glasspane server``: the scheduler): given the
+#: Workspace, a context manager entered once the UI's address is printed, left once it stops
+Alongside = Callable[[glasspane.Workspace], AbstractContextManager[object]]
+
+
 def main(args: argparse.Namespace) -> int:
     """Serve the UI on ``args.host``:``args.port``; the exit code (0 once stopped, 2 for a
     usage or configuration error, said in one ``glasspane: error: ...`` line)."""
+    return serve_ui(args)
+
+
+def serve_ui(args: argparse.Namespace, *, alongside: Alongside | None = None) -> int:
+    """:func:`main`, with ``alongside(workspace)`` running for as long as the UI serves (the
+    checks, the binding, the printed address and the stop on Ctrl-C or SIGTERM are the same
+    for ``glasspane ui`` and ``glasspane server``)."""
     host, port = str(args.host), int(args.port)
     if not 0 <= port <= 65535:
         return _error(
@@ -71,7 +85,8 @@ def main(args: argparse.Namespace) -> int:
         bound_port = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         print(f"glasspane UI: http://{shown}:{bound_port}/", flush=True)
-        serve(app, sock)
+        with alongside(workspace) if alongside is not None else nullcontext():
+            serve(app, sock)
     except GlasspaneError as exc:
         return _error(str(exc))
     finally:

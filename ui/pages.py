@@ -16,6 +16,9 @@ the app's Workspace and renders one template from ``ui/templates``; the forms po
 ``GET /pipelines/{name}``                      one pipeline and its Run form
 ``POST /pipelines/{name}/launch``              start a run; 303 to it
 ``GET /compare?runs=A,B``                      two runs side by side
+``GET /schedules``                             schedules
+``GET /schedules/{name}``                      one schedule: fire times, ticks
+``POST /schedules/{name}/pause`` / ``resume``  pause or resume it; 303 back
 =============================================  ==============================================
 """
 
@@ -26,6 +29,7 @@ from starlette.routing import Route
 from .pages_compare import compare_page
 from .pages_pipelines import launch, pipeline_page, pipelines_list
 from .pages_runs import cancel_run, retry_run, run_page, runs_list
+from .pages_schedules import pause_schedule, resume_schedule, schedule_page, schedules_list
 from .pages_tasks import artifact_page, task_output, task_page
 
 routes: list[Route] = [
@@ -41,6 +45,11 @@ routes: list[Route] = [
     Route("/pipelines/{name}", pipeline_page, name="pipeline"),
     Route("/pipelines/{name}/launch", launch, methods=["POST"], name="launch"),
     Route("/compare", compare_page, name="compare"),
+    Route("/schedules", schedules_list, name="schedules"),
+    # a schedule's name may hold a `/`: {name:path}, its actions matched by their method
+    Route("/schedules/{name:path}/pause", pause_schedule, methods=["POST"], name="pause"),
+    Route("/schedules/{name:path}/resume", resume_schedule, methods=["POST"], name="resume"),
+    Route("/schedules/{name:path}", schedule_page, name="schedule"),
 ]
 
 __all__ = ["routes"]

@@ -66,6 +66,8 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
         back = (run_url(run_id), f"Back to run {run_id}")
     elif request.url.path.startswith("/pipelines/"):
         back = ("/pipelines", "Back to all pipelines")
+    elif request.url.path.startswith("/schedules/"):
+        back = ("/schedules", "Back to all schedules")
     else:
         back = ("/", "Back to all runs")
     context = {

@@ -51,6 +51,8 @@ from .records import (
     TaskSummary,
 )
 from .runs import get_run, list_runs, run_graph, task_detail
+from .schedule_records import ScheduleDetail, ScheduleSummary, ScheduleTick
+from .schedules import schedule, schedules
 
 __all__ = [
     "ArtifactDetail",
@@ -79,6 +81,9 @@ __all__ = [
     "RunMetrics",
     "RunPage",
     "RunSummary",
+    "ScheduleDetail",
+    "ScheduleSummary",
+    "ScheduleTick",
     "TaskDetail",
     "TaskRunRef",
     "TaskSummary",
@@ -97,5 +102,7 @@ __all__ = [
     "preview",
     "run_graph",
     "run_metrics",
+    "schedule",
+    "schedules",
     "task_detail",
 ]

@@ -1,0 +1,94 @@
+"""Schedules: every registered schedule with its state, and one schedule with its next fire
+times and newest ticks.
+
+Each query reads one consistent snapshot (one read transaction) and never writes; the next
+fire times come from the pure functions of :mod:`glasspane.schedules`, computed from ``now``
+(this layer sits below :mod:`glasspane.scheduling`, so it reads the stored definition itself).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Connection
+
+from ..errors import InvalidArgument
+from ..schedules import Schedule, next_fire_times
+from ..store import MetadataStore, claims
+from ..store import schedules as schedule_rows
+from .schedule_records import ScheduleDetail, ScheduleSummary, ScheduleTick
+
+#: fire times a schedule's detail lists
+UPCOMING = 5
+#: most ticks one detail holds
+MAX_TICKS = 500
+
+
+def schedules(metadata: MetadataStore) -> list[ScheduleSummary]:
+    """Every registered schedule, by name, with how many of its runs are active."""
+    return metadata.read(_summaries)
+
+
+def schedule(
+    metadata: MetadataStore, name: str, *, ticks: int = 50, now: datetime | None = None
+) -> ScheduleDetail:
+    """Schedule ``name`` with its next :data:`UPCOMING` fire times after ``now`` (none when
+    paused) and its newest ``ticks`` ticks, latest first.
+
+    Raises:
+        NotFound: no schedule ``name`` (the message names those there are).
+        InvalidArgument: ``ticks`` is not 1 to :data:`MAX_TICKS`.
+    """
+    if not 1 <= ticks <= MAX_TICKS:
+        raise InvalidArgument(f"ticks must be 1 to {MAX_TICKS}, not {ticks}")
+    row, summary, tick_rows = metadata.read(_detail, name, ticks)
+    spec = _definition(row)
+    upcoming: list[datetime] = []
+    if not spec.paused and spec.kind != "after":
+        upcoming = next_fire_times(spec, now or datetime.now(timezone.utc), UPCOMING)
+    return ScheduleDetail(
+        **summary.model_dump(),
+        upcoming=upcoming,
+        ticks=[ScheduleTick(**tick) for tick in tick_rows],
+    )
+
+
+def _summaries(conn: Connection) -> list[ScheduleSummary]:
+    return [_summary(conn, row) for row in schedule_rows.list_schedules(conn)]
+
+
+def _detail(
+    conn: Connection, name: str, limit: int
+) -> tuple[dict[str, Any], ScheduleSummary, list[dict[str, Any]]]:
+    row = schedule_rows.get_schedule(conn, name)
+    return row, _summary(conn, row), claims.ticks(conn, name, limit)
+
+
+def _definition(row: dict[str, Any]) -> Schedule:
+    """The :class:`Schedule` a stored row describes, its defaults filled in."""
+    return Schedule(name=row["name"], paused=bool(row["paused"]), **row["spec"])
+
+
+def _summary(conn: Connection, row: dict[str, Any]) -> ScheduleSummary:
+    spec = _definition(row)
+    return ScheduleSummary(
+        name=row["name"],
+        pipeline=row["pipeline_ref"].rpartition(":")[2],
+        pipeline_ref=row["pipeline_ref"],
+        kind=spec.kind,
+        cron=spec.cron,
+        every=spec.every,
+        after=spec.after,
+        timezone=spec.timezone,
+        params=spec.params,
+        catchup=spec.catchup,
+        max_catchup=spec.max_catchup,
+        max_active=spec.max_active,
+        paused=bool(row["paused"]),
+        created_at=row["created_at"],
+        active_since=row["active_since"],
+        next_fire_at=row["next_fire_at"],
+        last_fire_at=row["last_fire_at"],
+        active_runs=schedule_rows.count_active_runs(conn, row["name"]),
+    )
