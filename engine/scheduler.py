@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .errors import ScheduleBusy
@@ -231,26 +232,8 @@ class Scheduler:
         return sorted(decision.launch + decision.skip), decision.next_fire
 
     def _launch_tick(self, row: dict[str, Any], fire_at: datetime) -> Fired:
-        name = row["name"]
-        try:
-            run_id = self.workspace.launch(
-                row["pipeline_ref"],
-                dict(row["spec"].get("params") or {}),
-                trigger="schedule",
-                executor=self.executor,
-                schedule_name=name,
-                scheduled_for=fire_at,
-                max_active=_max_active(row),
-            )
-        except ScheduleBusy as busy:
-            self.store.finish_tick(name, fire_at, "skipped", reason=str(busy))
-            return Fired(name, "skipped", fire_at=fire_at, reason=str(busy))
-        except Exception as exc:  # recorded on the tick; the loop goes on
-            reason = f"launching the run failed: {type(exc).__name__}: {exc}"
-            self.store.finish_tick(name, fire_at, "failed", reason=reason)
-            return Fired(name, "failed", fire_at=fire_at, reason=reason)
-        self.store.finish_tick(name, fire_at, "launched", run_id=run_id)
-        return Fired(name, "launched", fire_at=fire_at, run_id=run_id)
+        finish = partial(self.store.finish_tick, row["name"], fire_at)
+        return self._launch(row, "schedule", finish, fire_at=fire_at)
 
     def _skip_tick(self, row: dict[str, Any], fire_at: datetime, reason: str) -> Fired:
         self.store.finish_tick(row["name"], fire_at, "skipped", reason=reason)
@@ -270,26 +253,43 @@ class Scheduler:
         return fired
 
     def _launch_after(self, row: dict[str, Any], upstream: str) -> Fired:
-        name = row["name"]
+        finish = partial(self.store.finish_after_trigger, row["name"], upstream)
+        return self._launch(row, "after", finish, upstream_run_id=upstream)
+
+    def _launch(
+        self,
+        row: dict[str, Any],
+        trigger: str,
+        finish: Callable[..., bool],
+        *,
+        fire_at: datetime | None = None,
+        upstream_run_id: str | None = None,
+    ) -> Fired:
+        """Launch ``row``'s pipeline for a claimed fire time or upstream run and record the
+        outcome with ``finish``: ``launched``, ``skipped`` (``max_active`` reached) or
+        ``failed`` (the launch error; the loop goes on)."""
+        run_id = reason = None
         try:
             run_id = self.workspace.launch(
                 row["pipeline_ref"],
                 dict(row["spec"].get("params") or {}),
-                trigger="after",
+                trigger=trigger,
                 executor=self.executor,
-                schedule_name=name,
-                upstream_run_id=upstream,
+                schedule_name=row["name"],
+                scheduled_for=fire_at,
+                upstream_run_id=upstream_run_id,
                 max_active=_max_active(row),
             )
+            state = "launched"
         except ScheduleBusy as busy:
-            self.store.finish_after_trigger(name, upstream, "skipped", reason=str(busy))
-            return Fired(name, "skipped", upstream_run_id=upstream, reason=str(busy))
-        except Exception as exc:  # recorded on the trigger; the loop goes on
-            reason = f"launching the run failed: {type(exc).__name__}: {exc}"
-            self.store.finish_after_trigger(name, upstream, "failed", reason=reason)
-            return Fired(name, "failed", upstream_run_id=upstream, reason=reason)
-        self.store.finish_after_trigger(name, upstream, "launched", run_id=run_id)
-        return Fired(name, "launched", upstream_run_id=upstream, run_id=run_id)
+            state, reason = "skipped", str(busy)
+        except Exception as exc:
+            state, reason = "failed", f"launching the run failed: {type(exc).__name__}: {exc}"
+        finish(state, run_id=run_id, reason=reason)
+        return Fired(
+            row["name"], state, fire_at=fire_at, upstream_run_id=upstream_run_id,
+            run_id=run_id, reason=reason,
+        )  # fmt: skip
 
 
 def _max_active(row: dict[str, Any]) -> int:

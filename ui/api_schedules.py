@@ -27,7 +27,13 @@ class SchedulePath(Params):
 
 
 class ScheduleQuery(Params):
-    ticks: int = Field(50, ge=1, le=500, description="The newest this many ticks (1 to 500).")
+    ticks: int = Field(
+        50,
+        ge=1,
+        le=500,
+        description="The newest this many ticks, and upstream runs of an `after` schedule "
+        "(1 to 500).",
+    )
 
 
 class Paused(BaseModel):

@@ -162,7 +162,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from .. import scheduling
-    from .schedule_view import fire_time, print_schedule, tick_record
+    from .schedule_view import fire_time, print_schedule, tick_record, trigger_record
 
     store = _workspace().reader()
     row = store.get_schedule(args.name)
@@ -170,6 +170,8 @@ def _show(args: argparse.Namespace) -> int:
     zone = scheduling.schedule_of(row).zone
     record["upcoming"] = [fire_time(t, zone) for t in scheduling.upcoming(row, 5)]
     record["ticks"] = [tick_record(t, zone) for t in store.schedule_ticks(args.name, 20)]
+    triggers = store.schedule_triggers(args.name, 20) if row.get("after") else []
+    record["triggers"] = [trigger_record(t) for t in triggers]
     if args.json:
         print(json.dumps(record))
     else:

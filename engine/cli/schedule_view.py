@@ -111,6 +111,18 @@ def tick_record(tick: dict[str, Any], zone: tzinfo) -> dict[str, Any]:
     }
 
 
+def trigger_record(trigger: dict[str, Any]) -> dict[str, Any]:
+    """An ``after`` schedule's trigger as JSON: the upstream run, the outcome, the run it
+    launched and why not."""
+    return {
+        "upstream_run_id": trigger["upstream_run_id"],
+        "outcome": trigger["state"],
+        "run_id": trigger.get("run_id"),
+        "reason": trigger.get("reason"),
+        "evaluated_at": iso(trigger.get("updated_at") or trigger.get("created_at")),
+    }
+
+
 def _table(title: str) -> Table:
     return Table(
         title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
@@ -218,6 +230,19 @@ def ticks_table(title: str, ticks: list[dict[str, Any]], zone: tzinfo) -> Table:
     return table
 
 
+def triggers_table(title: str, triggers: list[dict[str, Any]]) -> Table:
+    """An ``after`` schedule's upstream runs, latest first: outcome, run id and reason."""
+    table = _table(title)
+    for column in ("upstream run", "outcome", "run"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for trigger in triggers:
+        outcome = Text(trigger["outcome"], style=TICK_STYLE.get(trigger["outcome"], ""))
+        run_id, reason = trigger["run_id"] or "", Text(trigger["reason"] or "")
+        table.add_row(trigger["upstream_run_id"], outcome, run_id, reason)
+    return table
+
+
 def print_schedule(console: Console, record: dict[str, Any]) -> None:
     """``schedule show``: the definition, then the next fire times and the latest ticks."""
     zone = zone_of(record["timezone"])
@@ -242,9 +267,12 @@ def print_schedule(console: Console, record: dict[str, Any]) -> None:
     console.print()
     if record["ticks"]:
         console.print(ticks_table(f"latest {len(record['ticks'])} ticks", record["ticks"], zone))
+    elif record["kind"] == "after" and record["triggers"]:
+        count = len(record["triggers"])
+        console.print(triggers_table(f"latest {count} upstream runs", record["triggers"]))
     elif record["kind"] == "after":
         console.print(
-            f"the runs it launched: glasspane runs list --pipeline {record['pipeline']}",
+            f"no successful run of `{record['after']}` has triggered it yet",
             markup=False,
         )
     else:

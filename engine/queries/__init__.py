@@ -51,7 +51,7 @@ from .records import (
     TaskSummary,
 )
 from .runs import get_run, list_runs, run_graph, task_detail
-from .schedule_records import ScheduleDetail, ScheduleSummary, ScheduleTick
+from .schedule_records import ScheduleDetail, ScheduleSummary, ScheduleTick, ScheduleTrigger
 from .schedules import schedule, schedules
 
 __all__ = [
@@ -84,6 +84,7 @@ __all__ = [
     "ScheduleDetail",
     "ScheduleSummary",
     "ScheduleTick",
+    "ScheduleTrigger",
     "TaskDetail",
     "TaskRunRef",
     "TaskSummary",

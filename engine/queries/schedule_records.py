@@ -60,10 +60,28 @@ class ScheduleTick(Record):
     updated_at: datetime
 
 
+class ScheduleTrigger(Record):
+    """One upstream run an ``after`` schedule reacted to, and the outcome."""
+
+    upstream_run_id: str
+    """The upstream pipeline's run that succeeded."""
+    state: TickState
+    reason: str | None
+    """Why it was skipped or failed."""
+    run_id: str | None
+    """The run it launched."""
+    created_at: datetime
+    """When a scheduler claimed it."""
+    updated_at: datetime
+
+
 class ScheduleDetail(ScheduleSummary):
-    """One schedule in full: its summary, its next fire times and its newest ticks."""
+    """One schedule in full: its summary, its next fire times, its newest ticks and (an
+    ``after`` schedule) the upstream runs it reacted to."""
 
     upcoming: list[datetime]
     """The next fire times from now (UTC); none for ``after`` schedules and paused ones."""
     ticks: list[ScheduleTick]
     """The newest ticks, latest fire time first (``after`` schedules have none)."""
+    triggers: list[ScheduleTrigger]
+    """An ``after`` schedule's newest upstream runs, latest first (others have none)."""

@@ -17,7 +17,7 @@ from ..errors import InvalidArgument
 from ..schedules import Schedule, next_fire_times
 from ..store import MetadataStore, claims
 from ..store import schedules as schedule_rows
-from .schedule_records import ScheduleDetail, ScheduleSummary, ScheduleTick
+from .schedule_records import ScheduleDetail, ScheduleSummary, ScheduleTick, ScheduleTrigger
 
 #: fire times a schedule's detail lists
 UPCOMING = 5
@@ -31,18 +31,26 @@ def schedules(metadata: MetadataStore) -> list[ScheduleSummary]:
 
 
 def schedule(
-    metadata: MetadataStore, name: str, *, ticks: int = 50, now: datetime | None = None
+    metadata: MetadataStore,
+    name: str,
+    *,
+    ticks: int = 50,
+    triggers: int | None = None,
+    now: datetime | None = None,
 ) -> ScheduleDetail:
     """Schedule ``name`` with its next :data:`UPCOMING` fire times after ``now`` (none when
-    paused) and its newest ``ticks`` ticks, latest first.
+    paused), its newest ``ticks`` ticks and (an ``after`` schedule) its newest ``triggers``
+    upstream runs (as many as ``ticks`` unless given), latest first.
 
     Raises:
         NotFound: no schedule ``name`` (the message names those there are).
-        InvalidArgument: ``ticks`` is not 1 to :data:`MAX_TICKS`.
+        InvalidArgument: ``ticks`` or ``triggers`` is not 1 to :data:`MAX_TICKS`.
     """
-    if not 1 <= ticks <= MAX_TICKS:
-        raise InvalidArgument(f"ticks must be 1 to {MAX_TICKS}, not {ticks}")
-    row, summary, tick_rows = metadata.read(_detail, name, ticks)
+    triggers = ticks if triggers is None else triggers
+    for what, limit in (("ticks", ticks), ("triggers", triggers)):
+        if not 1 <= limit <= MAX_TICKS:
+            raise InvalidArgument(f"{what} must be 1 to {MAX_TICKS}, not {limit}")
+    row, summary, tick_rows, trigger_rows = metadata.read(_detail, name, ticks, triggers)
     spec = _definition(row)
     upcoming: list[datetime] = []
     if not spec.paused and spec.kind != "after":
@@ -51,6 +59,7 @@ def schedule(
         **summary.model_dump(),
         upcoming=upcoming,
         ticks=[ScheduleTick(**tick) for tick in tick_rows],
+        triggers=[ScheduleTrigger(**trigger) for trigger in trigger_rows],
     )
 
 
@@ -59,10 +68,11 @@ def _summaries(conn: Connection) -> list[ScheduleSummary]:
 
 
 def _detail(
-    conn: Connection, name: str, limit: int
-) -> tuple[dict[str, Any], ScheduleSummary, list[dict[str, Any]]]:
+    conn: Connection, name: str, ticks: int, triggers: int
+) -> tuple[dict[str, Any], ScheduleSummary, list[dict[str, Any]], list[dict[str, Any]]]:
     row = schedule_rows.get_schedule(conn, name)
-    return row, _summary(conn, row), claims.ticks(conn, name, limit)
+    after = claims.triggers(conn, name, triggers) if row["spec"].get("after") else []
+    return row, _summary(conn, row), claims.ticks(conn, name, ticks), after
 
 
 def _definition(row: dict[str, Any]) -> Schedule:

@@ -199,6 +199,23 @@ def ticks(conn: Connection, name: str, limit: int) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in conn.execute(query)]
 
 
+def triggers(conn: Connection, name: str, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` upstream runs ``after`` schedule ``name`` reacted to, latest
+    claimed first."""
+    trigger = ScheduleTriggerRow
+    columns = (
+        trigger.upstream_run_id, trigger.state, trigger.reason, trigger.run_id,
+        trigger.created_at, trigger.updated_at,
+    )  # fmt: skip
+    query = (
+        select(*columns)
+        .where(trigger.schedule_name == name)
+        .order_by(trigger.created_at.desc(), trigger.id.desc())
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
 def succeeded_runs_since(
     conn: Connection,
     pipeline: str,

@@ -200,6 +200,14 @@ class ScheduleControl:
         with self._read() as conn:
             return claims.ticks(conn, name, limit)
 
+    def schedule_triggers(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest ``limit`` upstream runs ``after`` schedule ``name`` reacted to, latest
+        first: each ``{"upstream_run_id", "state", "reason", "run_id", "created_at",
+        "updated_at"}``."""
+        _check_limit(limit, "schedule_triggers")
+        with self._read() as conn:
+            return claims.triggers(conn, name, limit)
+
     def settle_claims(self, claimed_before: datetime) -> list[dict[str, Any]]:
         """Settle the ticks and triggers a stopped scheduler left claimed before
         ``claimed_before`` (see :func:`.claims.settle_claims`)."""

@@ -22,6 +22,9 @@ Fixture names are stable (the API, security, SSE, CLI and page tests all use the
 ``fresh_workspace``
     A Workspace of its own (in ``tmp_path``) where ``mapped`` ran once, for tests that launch,
     retry or cancel runs.
+``browser`` (module)
+    Debian's chromium (``/usr/bin/chromium``) driven by Playwright, for the browser tests
+    (which skip, saying why, when it is not installed).
 ``live_server``
     ``live_server(app, **uvicorn_options) -> "http://127.0.0.1:PORT"``: serves ``app`` with
     the uvicorn server ``glasspane ui`` uses, in a thread, until the test ends (for streaming
@@ -236,3 +239,15 @@ def live_server() -> Iterator[Callable[..., str]]:
     for server, thread in servers:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless chromium for a module's browser tests (Playwright's event loop lives only
+    as long as the module's tests)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        yield chromium
+        chromium.close()

@@ -105,16 +105,6 @@ def served(
     assert proc.wait(timeout=30) == 0
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser: Any, tmp_path: Path) -> Iterator[Any]:
     """A page that fails the test if any script a run carries executes (an alert dialog, or

@@ -61,16 +61,6 @@ def served(tmp_path_factory: pytest.TempPathFactory, ui_flows: Path) -> Iterator
     assert proc.wait(timeout=30) == 0
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     """A page that fails the test if a script a schedule carries runs (an alert dialog), and

@@ -114,8 +114,28 @@ def test_paused_and_after_schedules_have_no_next_fire_times(scheduled: Scheduled
     assert "None while paused" in by_id(hourly, "schedule-upcoming")
     assert 'action="/schedules/hourly/resume"' in hourly and 'id="pause-form"' not in hourly
     then = get_page(scheduled.client, "/schedules/then")
-    assert by_id(then, "ticks-empty").startswith("An after schedule has no fire times")
     assert "after each successful run of mapped" in by_id(then, "schedule-when")
+    assert 'id="ticks-table"' not in then  # no fire times: the upstream runs it reacted to
+    assert by_id(then, "triggers-empty").startswith("No successful run of mapped yet")
+
+
+def test_an_after_schedule_page_lists_the_upstream_runs_and_what_they_launched(
+    scheduled: Scheduled,
+) -> None:
+    ws, upstream = scheduled.ws, scheduled.run_id
+    assert ws.store.claim_after_trigger("then", upstream)
+    ws.store.finish_after_trigger("then", upstream, "launched", run_id="down00000001")
+    assert ws.store.claim_after_trigger("then", "up000000002")
+    ws.store.finish_after_trigger("then", "up000000002", "skipped", reason="<b>busy</b>")
+    page = get_page(scheduled.client, "/schedules/then")
+    start = page.index('id="triggers-table"')
+    table = page[start : page.index("</table>", start)]
+    assert f'href="/runs/{upstream}"' in table and 'href="/runs/down00000001"' in table
+    assert "launched" in table and "skipped" in table and "&lt;b&gt;busy&lt;/b&gt;" in table
+    detail = scheduled.client.get("/api/schedules/then").json()
+    assert [(t["upstream_run_id"], t["state"]) for t in detail["triggers"]] == [
+        ("up000000002", "skipped"), (upstream, "launched"),
+    ]  # fmt: skip
 
 
 def test_an_unknown_schedule_is_a_404_page_naming_the_schedules(scheduled: Scheduled) -> None:

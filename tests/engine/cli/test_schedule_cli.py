@@ -284,6 +284,24 @@ def test_next_of_an_after_schedule_says_what_it_waits_for(cli: Cli) -> None:
     assert cli("schedule", "next", "hourly", "--json").json()["fire_times"] == []
 
 
+def test_show_of_an_after_schedule_lists_the_upstream_runs_it_reacted_to(cli: Cli) -> None:
+    write(cli, 'after="features"')
+    cli("schedule", "sync", "sched.py")
+    empty = cli("schedule", "show", "hourly")
+    assert "no successful run of `features` has triggered it yet" in empty.stdout
+    store = glasspane.api.default_workspace().store  # the same home as the command's
+    assert store.claim_after_trigger("hourly", "up000000001")
+    store.finish_after_trigger("hourly", "up000000001", "launched", run_id="down00000001")
+    shown = cli("schedule", "show", "hourly")
+    assert shown.code == 0, shown.stderr
+    [row] = [line for line in shown.stdout.splitlines() if "up000000001" in line]
+    assert row.split()[1:] == ["launched", "down00000001"]
+    triggers = cli("schedule", "show", "hourly", "--json").json()["triggers"]
+    assert [(t["upstream_run_id"], t["outcome"], t["run_id"]) for t in triggers] == [
+        ("up000000001", "launched", "down00000001")
+    ]
+
+
 # -- pause, resume, remove -----------------------------------------------------------------------
 
 

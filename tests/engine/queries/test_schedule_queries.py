@@ -75,6 +75,25 @@ def test_ticks_newest_first_with_their_outcomes(registered: Stores) -> None:
     assert queries.schedule(metadata, "nightly").ticks[-1].state == "launched"
 
 
+def test_an_after_schedule_lists_the_upstream_runs_it_reacted_to(registered: Stores) -> None:
+    metadata = registered.metadata
+    for upstream in ("up000000001", "up000000002", "up000000003"):
+        assert metadata.claim_after_trigger("then", upstream)
+    metadata.finish_after_trigger("then", "up000000001", "launched", run_id="down00000001")
+    metadata.finish_after_trigger("then", "up000000002", "skipped", reason="max_active 1 reached")
+    detail = queries.schedule(metadata, "then", triggers=2)
+    assert detail.ticks == []  # no fire times of its own
+    assert [(t.upstream_run_id, t.state, t.run_id, t.reason) for t in detail.triggers] == [
+        ("up000000003", "claimed", None, None),
+        ("up000000002", "skipped", None, "max_active 1 reached"),
+    ]
+    oldest = queries.schedule(metadata, "then").triggers[-1]
+    assert (oldest.upstream_run_id, oldest.state, oldest.run_id) == (
+        "up000000001", "launched", "down00000001",
+    )  # fmt: skip
+    assert queries.schedule(metadata, "nightly").triggers == []
+
+
 def test_an_unknown_schedule_names_those_there_are(registered: Stores) -> None:
     with pytest.raises(NotFound) as err:
         queries.schedule(registered.metadata, "nighty")
