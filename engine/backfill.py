@@ -25,11 +25,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
-from sqlalchemy import Connection, select
-
 from .errors import InvalidArgument
 from .schedules import Schedule, fire_times_between, next_fire_times
-from .store.models import RunRow
 from .types import PENDING, QUEUED, RUNNING, SUCCEEDED, TERMINAL_STATES
 
 #: most fire times one backfill covers
@@ -153,29 +150,6 @@ def plan(times: Iterable[datetime], runs: Iterable[Mapping[str, Any]]) -> Plan:
     return Plan(tuple(ordered), launch, done, active)
 
 
-def runs_for(
-    conn: Connection, pipelines: Iterable[str], start: datetime, end: datetime
-) -> list[dict[str, Any]]:
-    """The runs of the pipelines named ``pipelines`` for fire times from ``start`` to
-    ``end`` (``run_id``, ``state``, ``scheduled_for``): a read function for
-    :meth:`~glasspane.store.MetadataStore.read`."""
-    query = select(RunRow.id, RunRow.state, RunRow.scheduled_for).where(
-        RunRow.pipeline_name.in_(sorted(set(pipelines))),
-        RunRow.scheduled_for >= start,
-        RunRow.scheduled_for <= end,
-    )
-    return [
-        {"run_id": row.id, "state": row.state, "scheduled_for": row.scheduled_for}
-        for row in conn.execute(query.order_by(RunRow.created_at))
-    ]
-
-
-def run_states(conn: Connection, run_ids: Iterable[str]) -> dict[str, str]:
-    """The state of each of ``run_ids`` (full ids) that exists, by id: a read function."""
-    query = select(RunRow.id, RunRow.state).where(RunRow.id.in_(list(run_ids)))
-    return {row.id: row.state for row in conn.execute(query)}
-
-
 # ---- carrying it out -------------------------------------------------------------------------
 
 
@@ -294,6 +268,4 @@ __all__ = [
     "fire_times",
     "parse_bound",
     "plan",
-    "run_states",
-    "runs_for",
 ]

@@ -118,11 +118,12 @@ examples:
 
 def main(args: argparse.Namespace) -> int:
     from .. import api
-    from ..backfill import Backfill, fire_times, parse_bound, plan, run_states, runs_for
+    from ..backfill import Backfill, fire_times, parse_bound, plan
     from ..dsl.pipeline import validate_params
     from ..errors import InvalidArgument, ParameterError
     from ..loader import load_pipeline
     from ..params import parse_params
+    from ..store.claims import run_states, runs_for
 
     if args.no_wait and args.max_parallel is not None:
         raise InvalidArgument(

@@ -1,5 +1,6 @@
 """SQL for the claims on a schedule's work: ticks (one per evaluated fire time) and the
-upstream runs ``after`` schedules react to.
+upstream runs ``after`` schedules react to, and the runs recorded for fire times (what a
+backfill finds done or still running).
 
 Each function runs inside the caller's transaction (a ``Connection`` from
 :class:`~glasspane.store.MetadataStore`). Datetimes go in and come out aware UTC.
@@ -16,7 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -238,3 +239,26 @@ def succeeded_runs_since(
         query = query.where(~claimed)
     query = query.order_by(RunRow.ended_at, RunRow.id).limit(limit)
     return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def runs_for(
+    conn: Connection, pipelines: Iterable[str], start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """The runs of the pipelines named ``pipelines`` for fire times from ``start`` to
+    ``end`` (``run_id``, ``state``, ``scheduled_for``): a read function for
+    :meth:`~glasspane.store.MetadataStore.read`."""
+    query = select(RunRow.id, RunRow.state, RunRow.scheduled_for).where(
+        RunRow.pipeline_name.in_(sorted(set(pipelines))),
+        RunRow.scheduled_for >= start,
+        RunRow.scheduled_for <= end,
+    )
+    return [
+        {"run_id": row.id, "state": row.state, "scheduled_for": row.scheduled_for}
+        for row in conn.execute(query.order_by(RunRow.created_at))
+    ]
+
+
+def run_states(conn: Connection, run_ids: Iterable[str]) -> dict[str, str]:
+    """The state of each of ``run_ids`` (full ids) that exists, by id: a read function."""
+    query = select(RunRow.id, RunRow.state).where(RunRow.id.in_(list(run_ids)))
+    return {row.id: row.state for row in conn.execute(query)}

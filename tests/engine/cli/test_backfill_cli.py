@@ -14,7 +14,7 @@ import pytest
 from cli_harness import Cli, Result, assert_usage_error
 
 import glasspane.api
-from glasspane.backfill import runs_for
+from glasspane.store.claims import runs_for
 
 BACKFILLED = """
 import time
