@@ -209,10 +209,18 @@ class Scheduler:
 
     def step(self, now: datetime) -> list[Fired]:
         """Claim and launch everything due at ``now``; return what became of each claim."""
+        decisions: dict[str, Due] = {}  # by schedule, as planned in the claiming transaction
+
+        def plan(row: dict[str, Any]) -> tuple[list[datetime], datetime | None]:
+            decision = decisions[row["name"]] = due(
+                schedule_of(row), row["last_fire_at"], row["active_since"], now
+            )
+            return sorted(decision.launch + decision.skip), decision.next_fire
+
         fired: list[Fired] = []
-        for claimed in self.store.claim_due(now, lambda row: self._plan(row, now)):
+        for claimed in self.store.claim_due(now, plan):
             row = claimed.schedule
-            decision = self._due(row, now)
+            decision = decisions[row["name"]]
             launch = set(decision.launch)
             for fire_at in claimed.fire_times:
                 if fire_at in launch:
@@ -223,13 +231,6 @@ class Scheduler:
         for item in fired:
             self.on_fired(item)
         return fired
-
-    def _due(self, row: dict[str, Any], now: datetime) -> Due:
-        return due(schedule_of(row), row["last_fire_at"], row["active_since"], now)
-
-    def _plan(self, row: dict[str, Any], now: datetime) -> tuple[list[datetime], datetime | None]:
-        decision = self._due(row, now)
-        return sorted(decision.launch + decision.skip), decision.next_fire
 
     def _launch_tick(self, row: dict[str, Any], fire_at: datetime) -> Fired:
         finish = partial(self.store.finish_tick, row["name"], fire_at)
