@@ -10,20 +10,15 @@ the pure functions of :mod:`glasspane.schedules`; the loop that launches them is
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from .dsl.pipeline import PipelineDef, validate_params
 from .errors import DefinitionError, InvalidArgument, ParameterError
-from .loader import canonical_ref, load_module, split_ref
-from .schedules import Schedule, next_fire_times
+from .loader import canonical_ref, load_module, module_ref, split_ref
+from .schedules import Schedule, next_fire_times, schedule_of, spec_of
 from .store import MetadataStore
-
-#: the fields of a Schedule stored as its definition (``name`` and ``paused`` are columns)
-_ROW_FIELDS = {"name", "paused"}
 
 
 @dataclass(frozen=True)
@@ -51,16 +46,6 @@ class Synced:
 
     registered: list[Registered]
     undeclared: list[str]
-
-
-def spec_of(schedule: Schedule) -> dict[str, Any]:
-    """The stored definition of ``schedule`` (JSON values)."""
-    return schedule.model_dump(mode="json", exclude=_ROW_FIELDS)
-
-
-def schedule_of(row: dict[str, Any]) -> Schedule:
-    """The :class:`Schedule` a stored row describes."""
-    return Schedule(name=row["name"], paused=bool(row["paused"]), **row["spec"])
 
 
 def first_fire(schedule: Schedule, now: datetime) -> datetime | None:
@@ -163,7 +148,7 @@ def sync(store: MetadataStore, target: str, *, now: datetime | None = None) -> S
                 f"`{attr}` both declare schedule `{schedule.name}`; give one of them "
                 "Schedule(name=...)"
             )
-        found[schedule.name] = (f"{_module_ref(target)}:{attr}", schedule)
+        found[schedule.name] = (f"{module_ref(target)}:{attr}", schedule)
     if not found:
         raise DefinitionError(
             f"no pipeline in `{target}` declares a schedule; declare one with "
@@ -171,19 +156,13 @@ def sync(store: MetadataStore, target: str, *, now: datetime | None = None) -> S
             "one from the shell: glasspane schedule add FILE.py:NAME --cron EXPR"
         )
     registered = [register(store, ref, schedule, now=now) for ref, schedule in found.values()]
-    prefix = _module_ref(target) + ":"
+    prefix = module_ref(target) + ":"
     undeclared = [
         row["name"]
         for row in store.list_schedules()
         if row["pipeline_ref"].startswith(prefix) and row["name"] not in found
     ]
     return Synced(registered, undeclared)
-
-
-def _module_ref(target: str) -> str:
-    if target.endswith(".py") or os.sep in target or "/" in target:
-        return str(Path(target).expanduser().resolve())
-    return target
 
 
 def resume(store: MetadataStore, name: str, *, now: datetime | None = None) -> bool:

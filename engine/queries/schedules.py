@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from ..errors import InvalidArgument
-from ..schedules import Schedule, next_fire_times
+from ..schedules import next_fire_times, schedule_of
 from ..store import MetadataStore, claims
 from ..store import schedules as schedule_rows
 from .schedule_records import ScheduleDetail, ScheduleSummary, ScheduleTick, ScheduleTrigger
@@ -51,7 +51,7 @@ def schedule(
         if not 1 <= limit <= MAX_TICKS:
             raise InvalidArgument(f"{what} must be 1 to {MAX_TICKS}, not {limit}")
     row, summary, tick_rows, trigger_rows = metadata.read(_detail, name, ticks, triggers)
-    spec = _definition(row)
+    spec = schedule_of(row)
     upcoming: list[datetime] = []
     if not spec.paused and spec.kind != "after":
         upcoming = next_fire_times(spec, now or datetime.now(timezone.utc), UPCOMING)
@@ -75,13 +75,8 @@ def _detail(
     return row, _summary(conn, row), claims.ticks(conn, name, ticks), after
 
 
-def _definition(row: dict[str, Any]) -> Schedule:
-    """The :class:`Schedule` a stored row describes, its defaults filled in."""
-    return Schedule(name=row["name"], paused=bool(row["paused"]), **row["spec"])
-
-
 def _summary(conn: Connection, row: dict[str, Any]) -> ScheduleSummary:
-    spec = _definition(row)
+    spec = schedule_of(row)
     return ScheduleSummary(
         name=row["name"],
         pipeline=row["pipeline_ref"].rpartition(":")[2],

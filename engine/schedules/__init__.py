@@ -18,7 +18,7 @@ from .fire_times import (
     fire_times_between,
     next_fire_times,
 )
-from .spec import CatchUp, Schedule, parse_every, zone_of
+from .spec import CatchUp, Schedule, parse_every, schedule_of, spec_of, zone_of
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -33,5 +33,7 @@ __all__ = [
     "next_fire_times",
     "parse_cron",
     "parse_every",
+    "schedule_of",
+    "spec_of",
     "zone_of",
 ]

@@ -195,6 +195,22 @@ class Schedule(BaseModel):
         return f"schedule `{self.name}`" if self.name else "this schedule"
 
 
+#: the fields of a Schedule stored as columns of its own, not in its stored definition
+_ROW_FIELDS = {"name", "paused"}
+
+
+def spec_of(schedule: Schedule) -> dict[str, Any]:
+    """The stored definition of ``schedule`` (JSON values; its name and paused flag are
+    columns of their own)."""
+    return schedule.model_dump(mode="json", exclude=_ROW_FIELDS)
+
+
+def schedule_of(row: dict[str, Any]) -> Schedule:
+    """The :class:`Schedule` a stored row (``name``, ``paused``, ``spec``) describes, its
+    defaults filled in."""
+    return Schedule(name=row["name"], paused=bool(row["paused"]), **row["spec"])
+
+
 def parse_every(text: str) -> timedelta:
     """``"15m"`` -> ``timedelta(minutes=15)``; units ``s``, ``m``, ``h``, ``d``.
 
