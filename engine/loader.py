@@ -19,7 +19,7 @@ from typing import Any
 from .dsl.pipeline import PipelineDef
 from .errors import DefinitionError, UserCodeError
 
-__all__ = ["canonical_ref", "load_module", "load_pipeline", "ref_for", "split_ref"]
+__all__ = ["canonical_ref", "load_module", "load_pipeline", "module_ref", "ref_for", "split_ref"]
 
 
 def split_ref(ref: str) -> tuple[str, str]:
@@ -34,9 +34,19 @@ def split_ref(ref: str) -> tuple[str, str]:
     return target, attr
 
 
+def _is_file(target: str) -> bool:
+    """Whether ``target`` names a ``.py`` file (not an importable module)."""
+    return target.endswith(".py") or os.sep in target or "/" in target
+
+
+def module_ref(target: str) -> str:
+    """``target`` as references name it: a file's absolute path, or the module's name."""
+    return str(Path(target).expanduser().resolve()) if _is_file(target) else target
+
+
 def load_module(target: str) -> Any:
     """Import ``target``: a ``.py`` file (from any directory) or an importable module."""
-    if target.endswith(".py") or os.sep in target or "/" in target:
+    if _is_file(target):
         return _load_file(Path(target))
     return _import(target)
 
