@@ -34,7 +34,14 @@ from .errors import (
     TaskTimeout,
     UserCodeError,
 )
-from .execution.context import TaskContext, context, get_logger, log_metric, log_param
+from .execution.context import (
+    TaskContext,
+    context,
+    get_logger,
+    log_artifact,
+    log_metric,
+    log_param,
+)
 from .options import TaskOptions
 
 __version__ = "0.1.0"
@@ -104,6 +111,7 @@ __all__ = [
     "context",
     "expand",
     "get_logger",
+    "log_artifact",
     "get_run",
     "lineage",
     "load_settings",

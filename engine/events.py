@@ -15,7 +15,8 @@ The kinds, in the order a run produces them:
 - :class:`RunStarted`: the pipeline, its version, how to launch it again (``reference``),
   the parameters (secrets masked), trigger, executor, the run it resumes.
 - :class:`TaskStarted`, then per attempt :class:`MetricLogged`, :class:`ParamLogged` and
-  :class:`OutputLogged` while the task runs; :class:`AttemptFinished` for each attempt that
+  :class:`OutputLogged` while the task runs (and :class:`ArtifactLogged` for what it hands
+  the trackers); :class:`AttemptFinished` for each attempt that
   was retried; :class:`TaskFinished` (or :class:`TaskSkipped` for a task that never ran).
 - :class:`RunFinished`, delivered only once the run's final state is committed.
 """
@@ -49,6 +50,8 @@ class Event:
             value = getattr(self, f.name)
             if isinstance(value, tuple):  # inputs, artifacts
                 value = [v.to_dict() for v in value]
+            elif isinstance(value, ArtifactInfo):
+                value = value.to_dict()
             data[f.name] = value
         return data
 
@@ -79,6 +82,9 @@ class TaskStarted(Event):
     attempt: int = 1
     parent: str | None = None
     map_index: int | None = None
+    #: the node's constant arguments (JSON values; others by a short ``repr``), on the first
+    #: attempt only: what a tracker shows as a task's parameters
+    params: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,6 +171,19 @@ class ParamLogged(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ArtifactLogged(Event):
+    """A task handed a file or a value to the trackers (``glasspane.log_artifact``, or an
+    output of a ``@task(track=True)``), stored in the artifact store as ``artifact``."""
+
+    kind: ClassVar[str] = "artifact_logged"
+    node: str
+    name: str
+    #: the file name trackers give it (``model.pkl``, ``report.html``)
+    filename: str
+    artifact: ArtifactInfo
+
+
+@dataclass(frozen=True, kw_only=True)
 class OutputLogged(Event):
     """Lines a running task wrote (``stream``: ``stdout``, ``stderr`` or ``log``), sent in
     batches while it runs. At most :data:`OUTPUT_LIMIT` bytes per task are streamed; the
@@ -193,7 +212,7 @@ KINDS: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
         RunStarted, TaskStarted, AttemptFinished, TaskFinished, TaskSkipped, MetricLogged,
-        ParamLogged, OutputLogged, RunFinished,
+        ParamLogged, ArtifactLogged, OutputLogged, RunFinished,
     )
 }  # fmt: skip
 
@@ -275,6 +294,8 @@ def from_wire(run_id: str, seq: int, report: dict[str, Any]) -> Event:
             artifacts=tuple(ArtifactInfo.from_dict(o["artifact"]) for o in outputs),
         )
     cls = KINDS[kind]
+    if cls is ArtifactLogged:
+        report = {**report, "artifact": ArtifactInfo.from_dict(report["artifact"])}
     names = {f.name for f in fields(cls)} - {"run_id", "seq"}
     values = {k: v for k, v in report.items() if k in names and v is not None}
     if cls in (TaskStarted, TaskSkipped) and "task" not in values:

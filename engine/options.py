@@ -32,6 +32,8 @@ class TaskOptions(BaseModel):
         persist: store the output in the artifact store; ``False`` keeps it in memory only
             (no cache, no resume).
         resources: abstract resources a Dask worker must offer (``{"GPU": 1}``).
+        track: hand the task's outputs to the configured trackers as artifacts (MLflow
+            artifacts, W&B artifacts), besides storing them.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -47,6 +49,7 @@ class TaskOptions(BaseModel):
     tags: tuple[str, ...] = ()
     persist: bool = True
     resources: dict[str, float] = Field(default_factory=dict)
+    track: bool = False
 
     @field_validator("cache_expiration", mode="before")
     @classmethod

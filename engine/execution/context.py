@@ -49,6 +49,8 @@ class TaskContext:
     attempt: int = 1
     tee: bool = False
     emit: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)
+    #: the run's artifact store (``glasspane.log_artifact`` stores there)
+    artifacts: Any = field(default=None, repr=False)
     stdout: io.StringIO = field(default_factory=io.StringIO, repr=False)
     stderr: io.StringIO = field(default_factory=io.StringIO, repr=False)
     log_lines: list[str] = field(default_factory=list, repr=False)
@@ -225,6 +227,46 @@ def log_param(key: str, value: Any) -> None:
         return
     if ctx.emit is not None:
         ctx.emit(wire("param_logged", ctx.node_id, key=str(key), value=_jsonable(value)))
+
+
+def log_artifact(obj_or_path: Any, name: str | None = None) -> None:
+    """Hand a file (a path) or a value to the configured trackers as an artifact of the
+    running task (a no-op outside a run).
+
+    A path's bytes are kept as they are; a value is stored like a task output (pickle,
+    Parquet, ...). Either is stored in the artifact store first, so a tracker that is down
+    gets it later from the outbox.
+
+    Raises:
+        GlasspaneError: the path does not exist (naming it).
+    """
+    import os
+
+    ctx = _current.get()
+    if ctx is None or ctx.emit is None or ctx.artifacts is None:
+        return
+    if isinstance(obj_or_path, (str, os.PathLike)):
+        path = os.fspath(obj_or_path)
+        if not os.path.isfile(path):
+            raise GlasspaneError(
+                f"log_artifact in task `{ctx.task}`: {path} is not a file; pass the path of a "
+                "file, or the value itself (log_artifact(model, name='model'))"
+            )
+        info = ctx.artifacts.put_file(path)
+        filename = os.path.basename(path)
+        label = name or filename
+    else:
+        info = ctx.artifacts.put(obj_or_path, where=f"log_artifact in task `{ctx.task}`")
+        label = name or type(obj_or_path).__name__.lower()
+        filename = f"{label}.{info.uri.rsplit('.', 1)[-1]}" if info.uri else label
+    ctx.emit(artifact_logged(ctx.node_id, label, filename, info.to_dict()))
+
+
+def artifact_logged(
+    node: str, name: str, filename: str, artifact: dict[str, Any]
+) -> dict[str, Any]:
+    """The report that hands a stored artifact to the trackers."""
+    return wire("artifact_logged", node, name=name, filename=filename, artifact=artifact)
 
 
 def _jsonable(value: Any) -> Any:

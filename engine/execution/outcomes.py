@@ -132,10 +132,15 @@ def attempt_finished(
 
 
 def task_started(
-    node: str, task: str, attempt: int, parent: str | None, map_index: int | None
+    node: str,
+    task: str,
+    attempt: int,
+    parent: str | None,
+    map_index: int | None,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``task_started`` event of one attempt."""
-    return {
+    """The ``task_started`` event of one attempt (``params``: the node's constants)."""
+    event = {
         "kind": "task_started",
         "node": node,
         "task": task,
@@ -144,6 +149,30 @@ def task_started(
         "parent": parent,
         "map_index": map_index,
     }
+    if params:
+        event["params"] = params
+    return event
+
+
+#: characters of a constant argument a task_started event carries (a short ``repr``)
+PARAM_CHARS = 250
+
+
+def constants(args: Any) -> dict[str, Any]:
+    """A node's constant arguments as trackers show them: JSON scalars as they are, others
+    by a short ``repr`` (arguments fed by other tasks are left out)."""
+    from ..dsl.tracing import find_refs
+
+    found: dict[str, Any] = {}
+    for name, value in args.items():
+        if find_refs(value):
+            continue
+        if value is None or isinstance(value, (bool, int, float)):
+            found[name] = value
+        else:
+            text = value if isinstance(value, str) else repr(value)
+            found[name] = text[:PARAM_CHARS]
+    return found
 
 
 def input_record(name: str, source: str, info: ArtifactInfo) -> dict[str, Any]:

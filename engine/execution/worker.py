@@ -24,13 +24,14 @@ from ..cache import cache_key
 from ..dsl.tracing import Ref, find_refs, substitute
 from ..errors import ArtifactError, SerializationError, TaskError, TaskTimeout
 from ..types import FAILED, SUCCEEDED, TIMED_OUT, ArtifactInfo
-from .context import Captured, TaskContext, reset_context, set_context
+from .context import Captured, TaskContext, artifact_logged, reset_context, set_context
 from .imports import install as install_import_guard
 from .job import Emit, Job, NodeValue, Spawn, TaskFailed, unloadable_error
 from .lookup import cached_outputs
 from .outcomes import (
     attempt_finished,
     cache_hit,
+    constants,
     describe,
     input_record,
     key_parts,
@@ -121,6 +122,16 @@ def _hit(
     )  # fmt: skip
 
 
+def _track(job: Job, value: NodeValue, emit: Emit) -> None:
+    """Hand a ``track=True`` task's stored outputs to the trackers."""
+    for index, info in enumerate(value.artifacts):
+        if info.uri is None:
+            continue
+        name = job.node_id if len(value.artifacts) == 1 else f"{job.node_id}.{index}"
+        extension = info.uri.rsplit(".", 1)[-1]
+        emit(artifact_logged(job.node_id, name, f"{name}.{extension}", info.to_dict()))
+
+
 def _parts(job: Job) -> dict[str, Any]:
     return key_parts(job.cache_version, job.const_digests, job.task.options.cache)
 
@@ -145,14 +156,17 @@ def _run_attempts(
 ) -> NodeValue:
     opts = job.task.options
     attempts = opts.retries + 1
-    ctx = TaskContext(job.run_id, job.node_id, job.task.name, tee=job.tee, emit=emit)
+    ctx = TaskContext(
+        job.run_id, job.node_id, job.task.name, tee=job.tee, emit=emit, artifacts=store
+    )
     text = Captured()  # every attempt's, for the task run; each attempt's goes with its event
     for attempt in range(1, attempts + 1):
         delay = opts.delay_before(attempt)
         if delay:
             time.sleep(delay)
         ctx.attempt = attempt
-        emit(task_started(job.node_id, job.task.name, attempt, job.parent, job.map_index))
+        given = constants(job.args) if attempt == 1 else None
+        emit(task_started(job.node_id, job.task.name, attempt, job.parent, job.map_index, given))
         error: BaseException
         try:
             result = _call(job, args, ctx)
@@ -173,6 +187,8 @@ def _run_attempts(
                     job, emit, FAILED, exc, key, attempt, started, inputs, note,
                     (text + mine, mine),
                 )  # fmt: skip
+            if opts.track:
+                _track(job, value, emit)
             mine = ctx.take()
             # the final attempt's outcome travels in task_finished (one event fewer per task)
             emit(

@@ -35,7 +35,7 @@ from .models import AttemptRow, LineageEdgeRow, MetricRow, RunRow, TaskRunRow
 
 EVENT_KINDS = (
     "task_started", "attempt_finished", "task_finished", "task_skipped",
-    "metric_logged", "param_logged", "output_logged",
+    "metric_logged", "param_logged", "artifact_logged", "output_logged",
 )  # fmt: skip
 
 
@@ -339,6 +339,10 @@ class EventWriter(ArtifactRows):
         task_run_id = self._live_task_run(event)
         if task_run_id is not None:
             self._metric(task_run_id, "param", event, event["ts"])
+
+    def _artifact_logged(self, event: dict[str, Any]) -> None:
+        """What a task handed the trackers lives in the run's event log (its bytes in the
+        artifact store); the trackers read it there, live or from the outbox."""
 
     def _output_logged(self, event: dict[str, Any]) -> None:
         """Streamed output lives in the run's event log; the task run keeps the tail of all

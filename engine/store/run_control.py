@@ -26,7 +26,8 @@ class RunControl:
         :meth:`~glasspane.events.Event.to_dict` dicts) to its event log, in ONE transaction.
 
         Event kinds: ``task_started``, ``attempt_finished``, ``task_finished``,
-        ``task_skipped``, ``metric_logged``, ``param_logged`` and ``output_logged`` (fields
+        ``task_skipped``, ``metric_logged``, ``param_logged``, ``artifact_logged`` and
+        ``output_logged`` (fields
         in :mod:`.events`). Task runs in a terminal state are left as they are, and their
         events dropped.
 
