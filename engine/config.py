@@ -64,9 +64,18 @@ class Settings(BaseSettings):
     #: environment, comma-separated: ``GLASSPANE_UI_HOSTS=ml.example.com,ml``
     ui_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("ui_hosts", mode="before")
+    #: the web UI's address as trackers link back to it (a run's page is
+    #: ``<ui_url>/runs/<run id>``)
+    ui_url: str = "http://127.0.0.1:8420"
+    #: experiment trackers every run feeds (``GLASSPANE_TRACKERS=mlflow,wandb``); each one's
+    #: options are its own table in the config file (``[tool.glasspane.mlflow]``)
+    trackers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: tracker name -> its table in the config file (see :mod:`glasspane.tracking`)
+    tracker_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("ui_hosts", "trackers", mode="before")
     @classmethod
-    def _split_hosts(cls, value: Any) -> Any:
+    def _split_names(cls, value: Any) -> Any:
         if isinstance(value, str):  # GLASSPANE_UI_HOSTS=a.example.com,b
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
@@ -137,6 +146,35 @@ def _check_keys(keys: list[str], where: str) -> None:
         )
 
 
+def _tables_of_trackers(values: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Move the config file's tracker tables (``[tool.glasspane.mlflow]``) into
+    ``tracker_options``: a table named after a tracker the settings turn on, or one an
+    installed package provides (entry-point group ``glasspane.integrations``)."""
+    tables = {
+        k: v for k, v in values.items() if isinstance(v, dict) and k not in Settings.model_fields
+    }
+    if not tables:
+        return
+    named = (
+        overrides.get("trackers")
+        or os.environ.get("GLASSPANE_TRACKERS")
+        or values.get("trackers")
+        or []
+    )
+    if isinstance(named, str):
+        named = [n.strip() for n in named.split(",")]
+    from importlib.metadata import entry_points
+
+    known = set(named) | {ep.name for ep in entry_points(group="glasspane.integrations")}
+    options = dict(values.get("tracker_options") or {})
+    for key, table in tables.items():
+        if key in known:
+            options[key] = {**table, **options.get(key, {})}
+            del values[key]
+    if options:
+        values["tracker_options"] = options
+
+
 def _check_file_values(values: dict[str, Any], path: Path | None) -> None:
     """Reject TOML values of the wrong type, which pydantic's lax mode would convert."""
     problems, sources = [], []
@@ -166,6 +204,7 @@ def load_settings(**overrides: Any) -> Settings:
             wrong type, or a setting is invalid (the message says where it was set).
     """
     file_values, file_path = _file_settings(Path.cwd())
+    _tables_of_trackers(file_values, overrides)
     _check_keys(list(file_values), f"in {file_path}")
     _check_keys(list(overrides), "passed to load_settings")
     _check_file_values(file_values, file_path)

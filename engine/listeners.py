@@ -16,7 +16,8 @@ before anyone else hears it; then the events go to every other listener in seque
 from one thread per run (:class:`Dispatcher`); a slow listener delays
 other listeners, never the tasks. A listener that raises is logged by name and hears
 nothing more of that run; the run goes on, unless the run is *strict* (``strict_listeners``
-in the settings), in which case the run fails, naming the listener. ``RunFinished`` is
+in the settings) or the listener is (its ``strict`` attribute is True, as a tracker with
+``strict = true``), in which case the run fails, naming the listener. ``RunFinished`` is
 delivered after the final state is committed, and the run's call returns once every
 listener has had it (or ``FLUSH_TIMEOUT`` passed).
 """
@@ -124,6 +125,7 @@ class Dispatcher:
         self.listeners = list(listeners)
         self.strict = strict
         self.failure: str | None = None
+        self._strict_one = any(getattr(x, "strict", False) is True for x in self.listeners)
         self._queue: queue.SimpleQueue[Batch | threading.Event | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         if self.listeners:
@@ -131,6 +133,11 @@ class Dispatcher:
                 target=self._loop, name=f"glasspane-listeners-{run_id}", daemon=True
             )
             self._thread.start()
+
+    @property
+    def strict_any(self) -> bool:
+        """Whether a listener that raises fails the run (all are strict, or one is)."""
+        return self.strict or self._strict_one
 
     @property
     def listening(self) -> bool:
@@ -166,7 +173,11 @@ class Dispatcher:
             "%s on %s #%d of run %s; it hears nothing more of this run",
             what, event.kind, event.seq, self.run_id, exc_info=exc,
         )  # fmt: skip
-        if self.strict and self.failure is None and not isinstance(event, RunFinished):
+        if self.failure is not None or isinstance(event, RunFinished):
+            return
+        if getattr(listener, "strict", False) is True:  # a listener strict on its own (a tracker)
+            self.failure = what
+        elif self.strict:
             self.failure = (
                 f"{what} (strict listeners: the run fails); fix the listener, or set "
                 "strict_listeners = false to log such errors and go on"

@@ -38,6 +38,7 @@ from .types import SUCCEEDED
 
 if TYPE_CHECKING:
     from .dsl.pipeline import PipelineDef
+    from .outbox import Delivered, TrackerRelay
 
 
 T = TypeVar("T")
@@ -73,6 +74,7 @@ class Workspace(Launcher):
         self._lock = threading.Lock()
         self._store: MetadataStore | None = None
         self._artifacts: ArtifactStore | None = None
+        self._relays: list[TrackerRelay] | None = None
         self._closed = False
 
     # ---- what it owns -----------------------------------------------------------------------
@@ -121,11 +123,46 @@ class Workspace(Launcher):
             dask_lost_after=s.dask_lost_after,
         )
 
+    def trackers(self) -> list[TrackerRelay]:
+        """The trackers the settings turn on (``trackers``), each as a listener of every run
+        of this Workspace; made on first use.
+
+        Raises:
+            ConfigError: a tracker is unknown, its package is missing or its options are wrong.
+        """
+        if self._relays is None:
+            from .outbox import relays
+
+            made = relays(self.settings, lambda: self.store, self.artifacts)
+            with self._lock:
+                if self._relays is None:
+                    self._relays, made = made, []
+            for extra in made:  # another thread made them first
+                extra.close()
+        return list(self._relays)
+
+    def sync_trackers(self, run_ids: Sequence[str] | None = None) -> list[Delivered]:
+        """Deliver to the trackers what they have not taken of runs that are over (the
+        outbox; see :mod:`glasspane.outbox`); one record per run and tracker tried."""
+        from .outbox import deliver_pending
+
+        relays = self.trackers()
+        if not relays:
+            return []
+        try:
+            store = self.reader()
+        except NotFound:
+            return []
+        return deliver_pending(store, [relay.tracker for relay in relays], run_ids)
+
     def close(self) -> None:
         """Close the stores and the Dask clients and embedded clusters this Workspace started."""
         with self._lock:
             self._closed = True
             store, self._store = self._store, None
+            relays, self._relays = self._relays or [], None
+        for relay in relays:
+            relay.close()
         if store is not None:
             store.close()
         if self._owns_executors:
@@ -183,6 +220,7 @@ class Workspace(Launcher):
             *self.listeners,
             *check(listeners, f"listeners of pipeline `{pipeline.name}`"),
             *from_entry_points(),
+            *self.trackers(),
         ]
         chosen = self.executor(executor)
         artifacts, store = self.artifacts, self.store

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["fixtures_postgres", "fixtures_s3"]
+pytest_plugins = ["fixtures_postgres", "fixtures_s3", "fixtures_mlflow"]
 
 
 @pytest.fixture(autouse=True)

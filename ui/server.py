@@ -1,12 +1,12 @@
-"""``glasspane server``: the web UI, the scheduler and the crash sweep in one process, until
-Ctrl-C or SIGTERM.
+"""``glasspane server``: the web UI, the scheduler, the crash sweep and the tracker outbox in
+one process, until Ctrl-C or SIGTERM.
 
 The engine's command line parses ``glasspane server [--host] [--port] [--poll]
 [--executor]`` and calls :func:`main` through the entry point ``server`` of group
 ``glasspane.commands``. The UI is served exactly as ``glasspane ui`` serves it
 (:func:`glasspane.ui.cli.serve_ui`: the same token checks, binding and address line); the
 :class:`~glasspane.scheduler.Scheduler` runs beside it in a thread, its maintenance tick
-marking runs whose process died as crashed.
+marking runs whose process died as crashed and delivering to the trackers what they missed.
 
 Invariants:
 
@@ -92,9 +92,15 @@ def keep_running(scheduler: Scheduler, stop: threading.Event) -> None:
 
 
 def sweep(workspace: glasspane.Workspace) -> None:
-    """The maintenance tick: mark runs whose process died as crashed, one line each."""
+    """The maintenance tick: mark runs whose process died as crashed, then deliver to the
+    trackers what they missed of runs that are over (the outbox); one line each."""
     for run_id in workspace.sweep():
         say(f"run {run_id}: its process stopped heart-beating; marked crashed")
+    for done in workspace.sync_trackers():
+        if done.error is None:
+            say(f"run {done.run_id}: delivered to tracker `{done.tracker}` ({done.events} events)")
+        else:
+            say(f"run {done.run_id}: tracker `{done.tracker}` still unreachable ({done.error})")
 
 
 def say(line: str) -> None:

@@ -136,6 +136,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return scheduler_cli.main(args)
     if args.command == "server":
         return _plugin("server")(args)
+    if args.command == "integrations":
+        from . import integrations_cli
+
+        return integrations_cli.main(args)
     raise AssertionError(args.command)  # pragma: no cover - argparse requires a command
 
 

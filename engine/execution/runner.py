@@ -156,7 +156,7 @@ def execute_run(
         problem = problem or (
             f"the pipeline's output could not be loaded ({describe(exc)}); run it again"
         )
-    if strict_listeners:
+    if dispatcher.strict_any:
         dispatcher.drain()
         problem = problem or dispatcher.failure
     if problem is not None and result.state != CANCELLED:

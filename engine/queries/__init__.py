@@ -53,6 +53,7 @@ from .records import (
 from .runs import get_run, list_runs, run_graph, task_detail
 from .schedule_records import ScheduleDetail, ScheduleSummary, ScheduleTick, ScheduleTrigger
 from .schedules import schedule, schedules
+from .trackers import TrackerRunLink, tracker_links
 
 __all__ = [
     "ArtifactDetail",
@@ -88,6 +89,7 @@ __all__ = [
     "TaskDetail",
     "TaskRunRef",
     "TaskSummary",
+    "TrackerRunLink",
     "ValueDiff",
     "artifact",
     "compare_runs",
@@ -106,4 +108,5 @@ __all__ = [
     "schedule",
     "schedules",
     "task_detail",
+    "tracker_links",
 ]

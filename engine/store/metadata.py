@@ -36,6 +36,7 @@ from .models import RUN_ID_LENGTH
 from .run_control import RunControl
 from .run_reads import RunReads
 from .schedule_control import ScheduleControl
+from .tracker_runs import TrackerRuns
 
 T = TypeVar("T")
 
@@ -56,7 +57,7 @@ def _lost_a_race(exc: DBAPIError) -> bool:
     return code in _RETRYABLE_SQLSTATES
 
 
-class MetadataStore(RunControl, RunReads, ScheduleControl):
+class MetadataStore(RunControl, RunReads, ScheduleControl, TrackerRuns):
     """Runs, task runs, artifacts, lineage and metrics in a SQL database.
 
     Args:

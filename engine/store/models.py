@@ -359,3 +359,31 @@ class SchedulerLeaseRow(Base):
     holder: Mapped[str] = mapped_column(String(255))
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TrackerRunRow(Base):
+    """A run as one tracker has it (:mod:`glasspane.tracking`), and the tracker's outbox.
+
+    ``external_id`` and ``url`` are the tracker's run once it exists (shown on the run page).
+    ``delivered_seq`` is the last event of the run's event log the tracker took; what follows
+    it waits (``state`` ``pending``: the tracker failed, saying ``error``) until the tracker
+    is back and ``glasspane integrations sync`` or ``glasspane server`` delivers it, in order.
+    ``live`` while the run's driver delivers it; ``delivered`` once the tracker took
+    ``RunFinished``.
+    """
+
+    __tablename__ = "tracker_runs"
+    __table_args__ = (
+        CheckConstraint("state IN ('live', 'pending', 'delivered')", name="state"),
+        Index(None, "state"),
+    )
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    tracker: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    delivered_seq: Mapped[int] = mapped_column(Integer, default=0)
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    url: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
