@@ -29,7 +29,7 @@ def add_parsers(sub: Any, command: Any) -> None:
         "the installed integrations, which trackers are on, and what waits for each",
         epilog="""exit codes:
   0    listed
-  2    a configuration error (one line)
+  2    a usage or configuration error (one line)
 
 examples:
   glasspane integrations list
@@ -48,7 +48,7 @@ examples:
         epilog="""exit codes:
   0    everything waiting was delivered (or nothing waited)
   1    a tracker is still unreachable: its runs still wait
-  2    a configuration error (one line)
+  2    a usage or configuration error (one line)
 
 examples:
   glasspane integrations sync

@@ -1,5 +1,6 @@
 """The CLI commands that read what runs recorded: ``runs list|show|sweep``, ``lineage``,
-``logs``, and ``cache clear``; with the console and warning helpers the other commands share."""
+``logs``, and ``cache clear``; with the console and warning helpers the other commands share.
+``runs list --tracker`` lists a tracker's runs instead (:mod:`.tracked_runs`)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ def runs(args: argparse.Namespace) -> int:
             print("no stale runs: nothing marked crashed")
         return EXIT_OK
     if args.runs_command == "list":
+        from . import tracked_runs
+
+        if tracked_runs.wanted(args):  # a tracker's runs (MLflow...), not glasspane's
+            return tracked_runs.main(args, console)
         filters = {key: getattr(args, key) for key in ("pipeline", "state", "trigger", "schedule")}
         try:
             items = api.runs(limit=args.limit, missing_ok=False, **filters)
@@ -52,16 +57,30 @@ def runs(args: argparse.Namespace) -> int:
             out.print(runs_table(items, out.width))
         return EXIT_OK
     summary = api.run_summary(api.get_run(args.run_id))
+    summary["trackers"] = tracker_lines(summary["run_id"])
     if args.json:
         print(json.dumps(summary, default=str))
         return EXIT_OK
     out = console()
     out.print(run_table(summary, out.width))
     out.print(launch_text(summary), soft_wrap=True)
+    for link in summary["trackers"]:
+        where = link["url"] or link["external_id"] or "no run yet"
+        waiting = f", waiting: {link['error']}" if link["state"] == "pending" else ""
+        out.print(f"tracker {link['tracker']}: {where} ({link['state']}{waiting})", soft_wrap=True)
     if summary.get("error"):
         out.print(Text(summary["error"], style="red"), soft_wrap=True)
     failed_tracebacks(out, summary)
     return EXIT_OK
+
+
+def tracker_lines(run_id: str) -> list[dict[str, Any]]:
+    """The run's runs in the trackers: tracker, id, URL, delivery state and error."""
+    from ..api import default_workspace
+
+    keys = ("tracker", "external_id", "url", "state", "error")
+    rows = default_workspace().reader().tracker_links(run_id)
+    return [{key: row[key] for key in keys} for row in rows]
 
 
 def say_swept(run_ids: list[str], stderr: bool = False) -> bool:

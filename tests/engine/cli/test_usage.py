@@ -15,6 +15,8 @@ COMMANDS = [
     ["lineage"],
     ["logs"],
     ["cache", "clear"],
+    ["integrations", "list"],
+    ["integrations", "sync"],
 ]
 
 
