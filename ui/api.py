@@ -34,7 +34,7 @@ from glasspane.queries import (
     TaskDetail,
 )
 
-from . import api_schedules, openapi, sse
+from . import api_schedules, api_trackers, openapi, sse
 from .api_params import (
     ArtifactPath,
     Cancelled,
@@ -261,6 +261,7 @@ OPERATIONS: list[Operation] = [
     Operation("GET", "/api/compare", compare, "Compare two runs", RunComparison,
               query=CompareQuery),
     *api_schedules.OPERATIONS,
+    *api_trackers.OPERATIONS,
 ]  # fmt: skip
 
 

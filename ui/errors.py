@@ -9,6 +9,7 @@ minimal escaped page. Engine errors map to statuses once, here:
 ``NotFound``                                           404
 ``ParameterError``, ``InvalidArgument``                422
 ``RunStillActive``                                     409
+``TrackerError`` (a tracker could not be read)         502
 any other ``GlasspaneError``                           400
 =====================================================  ======
 """
@@ -29,6 +30,7 @@ from glasspane.errors import (
     ParameterError,
     RunStillActive,
 )
+from glasspane.tracking import TrackerError
 
 
 def status_for(exc: GlasspaneError) -> int:
@@ -39,6 +41,8 @@ def status_for(exc: GlasspaneError) -> int:
         return 422
     if isinstance(exc, RunStillActive):
         return 409
+    if isinstance(exc, TrackerError):
+        return 502
     return 400
 
 

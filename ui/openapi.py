@@ -30,6 +30,7 @@ ERROR_STATUSES = {
     404: "No such run, node, artifact, pipeline or schedule (the message says what exists).",
     409: "The run is not over yet.",
     422: "A path, query or body parameter is invalid (the message names it).",
+    502: "An experiment tracker (MLflow...) could not be read: unreachable or refused.",
     503: "Too many live event streams; try again later.",
 }
 
@@ -137,7 +138,8 @@ def document(operations: Sequence[Operation], *, token: bool) -> dict[str, Any]:
             "title": "glasspane",
             "version": glasspane.__version__,
             "description": "The runs, graphs, tasks, artifacts, pipelines, lineage and "
-            "schedules glasspane records, as the web UI shows them. Errors are "
+            "schedules glasspane records, and the runs of the experiment trackers it reads "
+            "back, as the web UI shows them. Errors are "
             '`{"error": "<what went wrong and what to do next>"}`.',
         },
         "paths": paths,

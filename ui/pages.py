@@ -13,9 +13,11 @@ the app's Workspace and renders one template from ``ui/templates``; the forms po
 ``GET /runs/{run_id}/tasks/{node}/output.txt`` its captured output, as a download
 ``GET /artifacts/{content_hash}``              one artifact, its preview and lineage
 ``GET /pipelines``                             pipelines
-``GET /pipelines/{name}``                      one pipeline and its Run form
+``GET /pipelines/{name}``                      one pipeline, its Run form and its runs in the
+                                               trackers (``?tracker=&page_token=&page_size=``)
 ``POST /pipelines/{name}/launch``              start a run; 303 to it
-``GET /compare?runs=A,B``                      two runs side by side
+``GET /compare?runs=A,B``                      two runs side by side (either may be a
+                                               tracker's run: ``mlflow:RUN_ID``)
 ``GET /schedules``                             schedules
 ``GET /schedules/{name}``                      one schedule: fire times, ticks
 ``POST /schedules/{name}/pause`` / ``resume``  pause or resume it; 303 back

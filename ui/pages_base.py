@@ -6,8 +6,9 @@ The app (``glasspane.ui.app``) puts the Workspace at ``app.state.workspace`` and
 formatting filters to its environment the first time they render.
 
 Errors a page can meet become HTML pages that say what went wrong and link back: an unknown
-run, task, artifact or pipeline is a 404; a run that is still active a 409; any other error a
-user can cause (a bad cursor, a bad comparison) a 400.
+run, task, artifact or pipeline is a 404; a run that is still active a 409; a tracker that
+could not be read a 502; any other error a user can cause (a bad cursor, a bad comparison) a
+400.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from starlette.templating import Jinja2Templates
 
 from glasspane import GlasspaneError, NotFound, Workspace
 from glasspane.errors import RunStillActive
+from glasspane.tracking import TrackerError
 
 from .pages_format import FILTERS, GLOBALS, run_url
 
@@ -60,7 +62,13 @@ def render(
 
 def error_page(request: Request, status: int, message: str) -> HTMLResponse:
     """An error page: what went wrong (``message``) and a link back to where the user was."""
-    titles = {400: "Bad request", 404: "Not found", 409: "Conflict", 422: "Invalid input"}
+    titles = {
+        400: "Bad request",
+        404: "Not found",
+        409: "Conflict",
+        422: "Invalid input",
+        502: "Tracker unavailable",
+    }
     run_id = request.path_params.get("run_id")
     if run_id and ("node" in request.path_params or status != 404):
         back = (run_url(run_id), f"Back to run {run_id}")
@@ -86,6 +94,8 @@ def error_status(exc: Exception) -> int:
         return 404
     if isinstance(exc, RunStillActive):
         return 409
+    if isinstance(exc, TrackerError):
+        return 502
     return 400
 
 

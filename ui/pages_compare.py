@@ -1,6 +1,10 @@
 """Two runs side by side (``/compare?runs=A,B``): parameters, metrics and durations with the
 differences marked, and per node whether both runs produced the same output (content hash),
 so the first node where they diverged stands out.
+
+Either side may be a tracker's run, written ``TRACKER:RUN_ID`` (``/compare?runs=A,mlflow:0a1b``):
+then parameters and the last value of each metric are compared (a tracker's run has no task
+graph), differences marked the same way.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from glasspane import queries
+from glasspane.queries.compare import compare_tracked
 
 from .pages_base import error_page, html_errors, render, workspace
+from .pages_trackers import compare_side, side_label, tracker_side
 
 
 def run_ids(values: list[str]) -> list[str]:
@@ -42,8 +48,11 @@ def compare_page(request: Request) -> Response:
             request,
             400,
             f"pick two different runs to compare (got {got}): tick two runs in the runs "
-            "list and press Compare, or open /compare?runs=RUN_A,RUN_B",
+            "list and press Compare, or open /compare?runs=RUN_A,RUN_B (a tracker's run as "
+            "TRACKER:RUN_ID, such as mlflow:0a1b2c...)",
         )
+    if any(tracker_side(part) is not None for part in ids):
+        return _compare_tracked(request, ids[0], ids[1])
     cmp = workspace(request).query(queries.compare_runs, ids[0], ids[1])
     first, index = divergence(cmp.nodes)
     context: dict[str, Any] = {
@@ -57,3 +66,18 @@ def compare_page(request: Request) -> Response:
         "unknown_nodes": sum(1 for n in cmp.nodes if n.outputs_equal is None),
     }
     return render(request, "compare.html", context)
+
+
+def _compare_tracked(request: Request, left: str, right: str) -> Response:
+    """The compare view with a tracker's run on one side or both (blocking)."""
+    ws = workspace(request)
+    sides = [compare_side(ws.settings, part) for part in (left, right)]
+    cmp = ws.query(compare_tracked, sides[0], sides[1])
+    swap = f"{side_label(cmp.right)},{side_label(cmp.left)}"
+    context: dict[str, Any] = {
+        "nav": "runs",
+        "cmp": cmp,
+        "swap_url": f"/compare?{urlencode({'runs': swap})}",
+        "different_params": sum(1 for p in cmp.params if not p.equal),
+    }
+    return render(request, "compare_tracked.html", context)

@@ -160,6 +160,28 @@ def schedule_url(name: str) -> str:
     return f"/schedules/{quote(name, safe='')}"
 
 
+def external_url(url: str | None) -> str | None:
+    """A link another system gave (a tracker's run page), if it is http(s): never a
+    ``javascript:`` or ``data:`` URL in an ``href``."""
+    if url and url.split(":", 1)[0].lower() in ("http", "https"):
+        return url
+    return None
+
+
+#: how the pages name the trackers glasspane knows (others by their configured name)
+TRACKER_LABELS = {"mlflow": "MLflow", "wandb": "W&B"}
+
+
+def tracker_label(name: str) -> str:
+    """A tracker's name as people write it: ``MLflow``, ``W&B``."""
+    return TRACKER_LABELS.get(name, name)
+
+
+def compare_url(left: str, right: str) -> str:
+    """The compare view of two sides (run ids, or ``tracker:id`` of a tracker's run)."""
+    return f"/compare?runs={quote(f'{left},{right}', safe=',:')}"
+
+
 FILTERS = {
     "abstime": abstime,
     "isotime": isotime,
@@ -174,6 +196,8 @@ FILTERS = {
     "ticked": ticked,
     "short": short,
     "statetext": statetext,
+    "external_url": external_url,
+    "tracker_label": tracker_label,
 }
 
 GLOBALS = {
@@ -182,4 +206,5 @@ GLOBALS = {
     "artifact_url": artifact_url,
     "pipeline_url": pipeline_url,
     "schedule_url": schedule_url,
+    "compare_url": compare_url,
 }

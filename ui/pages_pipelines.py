@@ -23,6 +23,7 @@ from . import forms
 from .pages_base import html_errors, render, workspace
 from .pages_format import run_url
 from .pages_runs import run_row
+from .pages_trackers import tracker_sections
 from .render import metric_chart_svg, version_graph_svg
 
 #: versions drawn on a pipeline's page, newest first
@@ -106,6 +107,8 @@ def pipeline_context(
         "launch_note": note,
         "launch_error": launch_error,
         "from_run": from_run,
+        "trackers": tracker_sections(request, ws.settings, name),
+        "compare_with": runs[0].run_id if runs else None,
     }
 
 

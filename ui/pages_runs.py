@@ -185,6 +185,7 @@ def run_context(request: Request, run_id: str, *, retry_error: str | None = None
         secrets=secrets,
         retry_error=retry_error,
         cancelling=not terminal and bool(request.query_params.get("cancelling")),
+        tracker_links=ws.query(queries.tracker_links, run.run_id),
     )
     return context
 

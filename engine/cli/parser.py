@@ -164,7 +164,8 @@ examples:
 examples:
   glasspane runs list
   glasspane runs list --pipeline retrain --state failed --limit 5 --json
-  glasspane runs list --schedule nightly --trigger schedule --trigger backfill""",
+  glasspane runs list --schedule nightly --trigger schedule --trigger backfill
+  glasspane runs list --tracker mlflow --experiment retrain --limit 50 --json""",
     )
     lst.add_argument(
         "--limit",
@@ -194,6 +195,9 @@ examples:
         "--schedule", default=None, metavar="NAME", help="only runs this schedule launched"
     )
     lst.add_argument("--json", action="store_true", help="print a JSON list of run summaries")
+    from .tracked_runs import add_arguments as tracker_arguments
+
+    tracker_arguments(lst)  # --tracker NAME --experiment EXP --page-token TOKEN
     show = command(
         runs_sub,
         "show",

@@ -1,11 +1,15 @@
 """Two runs side by side: parameters, metrics, each node's outputs (equal content or not) and
-durations."""
+durations; or a glasspane run beside a tracker's run (:func:`compare_tracked`), by parameters
+and metrics."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from ..errors import InvalidArgument
 from ..store import MetadataStore, browse, queries
+from ..tracking import TrackedRun
 from .records import Record, RunDetail, RunSummary
 from .runs import get_run
 
@@ -125,3 +129,111 @@ def _last_metrics(metadata: MetadataStore, run_id: str) -> dict[tuple[Any, str],
         if row["kind"] == "metric":
             last[(row["node"], row["key"])] = row["value"]
     return last
+
+
+# ---- a side that is a tracker's run ------------------------------------------------------------
+
+
+class CompareSide(Record):
+    """One side of a comparison with a tracker's run: a glasspane run (``run``) or a tracker's
+    run (``tracked``); exactly one is set."""
+
+    run: RunSummary | None = None
+    tracked: TrackedRun | None = None
+    #: the tracker's runs nested under ``tracked`` (a glasspane run's task runs in MLflow),
+    #: whose metrics count as the run's where it has none of that name
+    children: list[TrackedRun] = []
+
+
+class TrackedComparison(Record):
+    """Two runs side by side where at least one is a tracker's run (MLflow...): parameters, and
+    the last value of each metric by key (a tracker's run has no task graph to compare).
+
+    A glasspane side's parameters are the pipeline's and those its tasks logged; its metrics
+    the last value each key was logged with (``MetricDiff.node`` names the node). A tracker
+    keeps parameters as text, so a glasspane value equals a tracker's when its text (or its
+    JSON) is the same.
+    """
+
+    left: CompareSide
+    right: CompareSide
+    params: list[ValueDiff]
+    metrics: list[MetricDiff]
+
+
+def compare_tracked(
+    metadata: MetadataStore,
+    left: str | TrackedRun | CompareSide,
+    right: str | TrackedRun | CompareSide,
+) -> TrackedComparison:
+    """Compare two runs, each a glasspane run id (or unique prefix) or a tracker's run (read
+    from the tracker by the caller, ``TrackerReader.get_run``; as a :class:`CompareSide` with
+    its ``children`` when their metrics should count, ``TrackerReader.child_runs``).
+
+    Raises:
+        NotFound: a glasspane side does not exist.
+    """
+    sides = [_side(metadata, value) for value in (left, right)]
+    (side_a, params_a, metrics_a), (side_b, params_b, metrics_b) = sides
+    params = [
+        ValueDiff(
+            key=key,
+            left=params_a.get(key),
+            right=params_b.get(key),
+            equal=key in params_a and key in params_b and _equal(params_a[key], params_b[key]),
+        )
+        for key in sorted(set(params_a) | set(params_b))
+    ]
+    metrics = []
+    for key in sorted(set(metrics_a) | set(metrics_b)):
+        node_a, x = metrics_a.get(key, (None, None))
+        node_b, y = metrics_b.get(key, (None, None))
+        delta = y - x if x is not None and y is not None else None
+        metrics.append(MetricDiff(node=node_a or node_b, key=key, left=x, right=y, delta=delta))
+    return TrackedComparison(left=side_a, right=side_b, params=params, metrics=metrics)
+
+
+Values = dict[str, Any]
+LastMetrics = dict[str, tuple[str | None, float | None]]
+
+
+def _side(
+    metadata: MetadataStore, value: str | TrackedRun | CompareSide
+) -> tuple[CompareSide, Values, LastMetrics]:
+    if isinstance(value, TrackedRun):
+        value = CompareSide(tracked=value)
+    if isinstance(value, CompareSide) and value.tracked is not None:
+        last: LastMetrics = {
+            key: (child.name, v) for child in value.children for key, v in child.metrics.items()
+        }
+        last.update({key: (None, v) for key, v in value.tracked.metrics.items()})
+        return value, dict(value.tracked.params), last
+    if isinstance(value, CompareSide):
+        if value.run is None:
+            raise InvalidArgument("a side of a comparison needs a glasspane run or a tracker's")
+        value = value.run.run_id
+    run = get_run(metadata, value)
+    params: Values = {}
+    metrics: LastMetrics = {}
+    for row in metadata.read(queries.metrics, run.run_id):  # in logging order: the last wins
+        if row["kind"] == "metric":
+            metrics[row["key"]] = (row["node"], row["value"])
+        else:
+            params[row["key"]] = row["value"]
+    params.update(run.params)  # the pipeline's own parameters win over logged ones
+    return CompareSide(run=_summary(run)), params, metrics
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """Equal values, or equal as a tracker keeps them (text): ``1.0`` and ``"1.0"``."""
+    return a == b or bool(_texts(a) & _texts(b))
+
+
+def _texts(value: Any) -> set[str]:
+    """How a tracker may have written ``value`` as text: ``str()`` or JSON."""
+    if isinstance(value, str):
+        return {value}
+    try:
+        return {str(value), json.dumps(value)}
+    except (TypeError, ValueError):
+        return {str(value)}
