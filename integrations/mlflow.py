@@ -157,13 +157,13 @@ class MlflowTracker(MlflowReader):
             if run is None:
                 if not isinstance(event, RunStarted):
                     return  # never saw the run start (a tracker added mid-run)
-                with self._guard(f"start MLflow run of glasspane run {event.run_id}"):
+                with self._guard(f"start MLflow run of glasspane run {event.run_id}", True):
                     run = self._open(event)
                 with self._lock:
                     self._runs[event.run_id] = run
                     self._links[event.run_id] = (run.experiment_id, run.external_id)
             else:
-                with self._guard(f"take {event.kind} #{event.seq} of run {event.run_id}"):
+                with self._guard(f"take {event.kind} #{event.seq} of run {event.run_id}", True):
                     self._apply(run, event)
             run.seen.add(event.seq)
             if isinstance(event, RunFinished):

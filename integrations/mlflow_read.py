@@ -117,8 +117,9 @@ class MlflowReader:
         self._experiment_names: dict[str, str] = {}  # experiment id -> name
 
     @contextmanager
-    def _guard(self, doing: str) -> Iterator[None]:
-        """Run MLflow calls, turning their failures into a TrackerError saying ``doing``."""
+    def _guard(self, doing: str, writing: bool = False) -> Iterator[None]:
+        """Run MLflow calls, turning their failures into a TrackerError saying ``doing``
+        (and, when ``writing`` a run's events, that they wait in the outbox)."""
         try:
             yield
         except GlasspaneError:
@@ -128,8 +129,12 @@ class MlflowReader:
             raise TrackerError(
                 f"tracker `{self.name}` could not {doing} on the MLflow server at {self.uri} "
                 f"({type(exc).__name__}: {cause}); check that the server is up and reachable "
-                f"(`tracking_uri` in [tool.glasspane.{self.name}], or MLFLOW_TRACKING_URI): "
-                "glasspane keeps what it could not deliver and sends it again later"
+                f"(`tracking_uri` in [tool.glasspane.{self.name}], or MLFLOW_TRACKING_URI)"
+                + (
+                    "; glasspane keeps what it could not deliver and sends it again later"
+                    if writing
+                    else ""
+                )
             ) from exc
 
     # ---- TrackerReader -----------------------------------------------------------------------

@@ -362,7 +362,7 @@ def test_a_stopped_server_fails_delivery_quickly_then_delivery_resumes(
     )
     assert message.endswith(
         "check that the server is up and reachable (`tracking_uri` in "
-        "[tool.glasspane.mlflow], or MLFLOW_TRACKING_URI): glasspane keeps what it could not "
+        "[tool.glasspane.mlflow], or MLFLOW_TRACKING_URI); glasspane keeps what it could not "
         "deliver and sends it again later"
     )
     assert tracker.link(other.run_id) is None

@@ -242,6 +242,7 @@ def test_an_unreachable_tracker_is_a_message_not_a_500(
     message = by_id(html, "tracker-mlflow-error")
     assert message.startswith("The runs in MLflow cannot be shown: tracker mlflow could not list")
     assert "check that the server is up and reachable" in message
+    assert "sends it again later" not in message  # a read delivers nothing
     assert "Recent runs" in html and ui_runs.succeeded in html  # the rest of the page is there
     answer = unreachable.get("/api/trackers/mlflow/runs", params={"pipeline": "mapped"})
     assert answer.status_code == 502 and "could not" in answer.json()["error"]
