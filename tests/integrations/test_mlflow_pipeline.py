@@ -5,6 +5,8 @@ events wait in the outbox until ``sync_trackers`` delivers them."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +159,62 @@ def test_a_run_while_the_server_is_down_is_delivered_by_sync(
     (child,) = _children(client, parent).values()
     history = client.get_metric_history(child.info.run_id, "loss")
     assert sorted(m.step for m in history) == list(range(EPOCHS))
+
+
+@task(cache=False)
+def wait_for(flag: str) -> int:
+    log_metric("loss", 1.0, step=0)
+    while not Path(flag).exists():
+        time.sleep(0.05)
+    return 1
+
+
+@pipeline
+def mlflow_waits(flag: str):
+    return wait_for(flag)
+
+
+def test_a_cancelled_run_is_killed(mlflow_uri: str, tmp_path: Path) -> None:
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    flag = tmp_path / "never"
+    settings = load_settings(
+        trackers=["mlflow"], tracker_options={"mlflow": {"tracking_uri": mlflow_uri}},
+        heartbeat_interval=0.2,
+    )  # fmt: skip
+    with glasspane.Workspace(settings) as ws:
+        outcome: dict[str, Any] = {}
+        runner = threading.Thread(
+            target=lambda: outcome.update(
+                result=ws.run(mlflow_waits, {"flag": str(flag)}, raise_on_failure=False)
+            )
+        )
+        runner.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not ws.store.list_runs():
+            time.sleep(0.05)
+        (run,) = ws.store.list_runs()
+        while time.monotonic() < deadline and not ws.store.metrics(run["run_id"]):
+            time.sleep(0.05)
+        assert ws.cancel(run["run_id"])  # as `glasspane cancel` from another shell
+        runner.join(60)
+        flag.touch()  # the abandoned task thread may end now
+        result = outcome["result"]
+        (stored,) = ws.store.tracker_links(result.run_id)
+    assert result.state == "cancelled"
+    parent = client.get_run(stored["external_id"])
+    assert parent.info.status == "KILLED"
+
+
+def test_a_retried_run_is_a_new_mlflow_run_tagged_with_the_run_it_resumed(
+    mlflow_uri: str,
+) -> None:
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    with _workspace(mlflow_uri) as ws:
+        failed = ws.run(mlflow_broken, raise_on_failure=False)
+        retried = ws.retry(failed.run_id, pipeline=mlflow_broken, raise_on_failure=False)
+        (first,) = ws.store.tracker_links(failed.run_id)
+        (second,) = ws.store.tracker_links(retried.run_id)
+    assert first["external_id"] != second["external_id"]
+    again = client.get_run(second["external_id"])
+    assert again.data.tags["glasspane.resumed_from"] == failed.run_id
+    assert again.data.tags["glasspane.trigger"] == "retry"
