@@ -124,3 +124,18 @@ def mlflow_uri(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> 
     mlflow_server.start()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
     return mlflow_server.uri
+
+
+@pytest.fixture
+def mlflow_http_env() -> Iterator[None]:
+    """The MLflow variables an MLflow tracker sets for its process (HTTP time limits, quiet
+    run links), as they were before the test."""
+    from glasspane.integrations.mlflow_read import HTTP_BOUNDS, QUIET
+
+    saved = {name: os.environ.get(name) for name in [*HTTP_BOUNDS, QUIET]}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

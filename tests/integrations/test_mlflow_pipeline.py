@@ -16,7 +16,7 @@ import glasspane
 from glasspane import log_metric, log_param, pipeline, task
 from glasspane.config import load_settings
 from glasspane.errors import RunFailed
-from glasspane.integrations.mlflow_read import HTTP_BOUNDS, QUIET
+from glasspane.integrations.mlflow_read import HTTP_BOUNDS
 
 pytest.importorskip("mlflow", reason='mlflow is not installed: pip install "glasspane[mlflow]"')
 
@@ -58,16 +58,7 @@ def mlflow_broken(c: float = 1.0):
     return explode(c)
 
 
-@pytest.fixture(autouse=True)
-def _http_settings() -> Any:
-    """The MLflow HTTP variables a tracker sets for the process, as they were before."""
-    saved = {name: os.environ.get(name) for name in [*HTTP_BOUNDS, QUIET]}
-    yield
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+pytestmark = pytest.mark.usefixtures("mlflow_http_env")
 
 
 def _workspace(uri: str) -> glasspane.Workspace:

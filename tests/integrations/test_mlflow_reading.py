@@ -14,7 +14,7 @@ import pytest
 from glasspane.errors import ConfigError, NotFound
 from glasspane.events import MetricLogged, RunStarted
 from glasspane.integrations.mlflow import MlflowTracker
-from glasspane.integrations.mlflow_read import HTTP_BOUNDS, QUIET
+from glasspane.integrations.mlflow_read import HTTP_BOUNDS
 from glasspane.tracking import TrackerContext, make
 
 pytest.importorskip("mlflow", reason='mlflow is not installed: pip install "glasspane[mlflow]"')
@@ -25,16 +25,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 T0 = 1_700_000_000_000  # ms
 
 
-@pytest.fixture(autouse=True)
-def _http_settings() -> Any:
-    """The MLflow HTTP variables a tracker sets for the process, as they were before."""
-    saved = {name: os.environ.get(name) for name in [*HTTP_BOUNDS, QUIET]}
-    yield
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+pytestmark = pytest.mark.usefixtures("mlflow_http_env")
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from glasspane.events import (
     TaskStarted,
 )
 from glasspane.integrations.mlflow import MlflowTracker
-from glasspane.integrations.mlflow_read import HTTP_BOUNDS, QUIET
+from glasspane.integrations.mlflow_read import HTTP_BOUNDS
 from glasspane.tracking import TrackerContext, TrackerError
 
 pytest.importorskip("mlflow", reason='mlflow is not installed: pip install "glasspane[mlflow]"')
@@ -36,16 +36,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402 - after the skip
 T0 = 1_700_000_000.0
 
 
-@pytest.fixture(autouse=True)
-def _http_settings() -> Any:
-    """The MLflow HTTP variables a tracker sets for the process, as they were before."""
-    saved = {name: os.environ.get(name) for name in [*HTTP_BOUNDS, QUIET]}
-    yield
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+pytestmark = pytest.mark.usefixtures("mlflow_http_env")
 
 
 @pytest.fixture
@@ -337,7 +328,7 @@ def test_a_stopped_server_fails_delivery_quickly_then_delivery_resumes(
     mlflow_server: Any, ctx: TrackerContext, client: MlflowClient
 ) -> None:
     for variable in HTTP_BOUNDS:
-        os.environ.pop(variable, None)  # the tracker's defaults (restored by _http_settings)
+        os.environ.pop(variable, None)  # the tracker's defaults (restored by mlflow_http_env)
     run, other = Run(), Run()
     run.add(RunStarted, pipeline=run.pipeline, version="v1")
     metric = run.add(MetricLogged, node="fit", key="loss", value=0.5, step=1)
