@@ -172,6 +172,6 @@ def test_a_second_ctrl_c_while_a_cancelled_run_shuts_down_exits_quietly(noisy: C
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 130, (stdout, stderr)
     assert "Traceback" not in stderr, stderr
     assert "cancelled" in stdout + stderr
