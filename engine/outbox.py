@@ -113,7 +113,8 @@ class TrackerRelay:
                 "(`glasspane integrations sync`, or `glasspane server`)",
                 self.name, event.run_id, run.error,
             )  # fmt: skip
-        if self.strict:
+        if self.strict:  # the run drops this listener: it hears no more of the run
+            self._runs.pop(event.run_id, None)
             raise TrackerError(
                 f"{self.name} could not take {event.kind} #{event.seq} ({run.error}); strict = "
                 f"true in [tool.glasspane.{self.tracker.name}] makes that fail the run: bring "
