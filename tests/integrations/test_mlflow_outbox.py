@@ -67,14 +67,22 @@ def test_a_server_stopped_mid_run_gets_every_metric_once_after_sync(
 ) -> None:
     SERVER["server"] = mlflow_server
     settings = load_settings(trackers=["mlflow"], tracker_options={"mlflow": {}})
+    env = {"GLASSPANE_HOME": str(glasspane_home), "GLASSPANE_TRACKERS": "mlflow"}
     try:
         with glasspane.Workspace(settings) as ws, caplog.at_level(logging.WARNING):
             began = time.monotonic()
             result = ws.run(outage_training, executor="threads")
             took = time.monotonic() - began
             (row,) = ws.store.tracker_links(result.run_id)
+        still_down = subprocess.run(
+            [*glasspane_cmd, "integrations", "sync"],
+            capture_output=True, text=True, timeout=120,
+            env={**_base_env(), **env, "MLFLOW_TRACKING_URI": mlflow_uri},
+        )  # fmt: skip
     finally:
         mlflow_server.start()
+    assert still_down.returncode == 1  # the run still waits, and the command says why
+    assert f"run {result.run_id}: `mlflow` still unreachable: " in still_down.stdout
     assert result.state == "succeeded"  # the run went on without its tracker
     assert took < 60, f"a stopped tracker held the run up for {took:.0f} s"
     said = [r.getMessage() for r in caplog.records if "could not take" in r.getMessage()]
@@ -82,7 +90,6 @@ def test_a_server_stopped_mid_run_gets_every_metric_once_after_sync(
     assert row["state"] == "pending" and row["error"]
     assert _history(mlflow_uri, result.run_id) == [(0, 1.0)]  # only what came before the outage
 
-    env = {"GLASSPANE_HOME": str(glasspane_home), "GLASSPANE_TRACKERS": "mlflow"}
     synced = subprocess.run(
         [*glasspane_cmd, "integrations", "sync"],
         capture_output=True, text=True, timeout=120,
