@@ -63,6 +63,8 @@ _LAZY = {
     "register_materializer": ("artifacts", "register_materializer"),
     "register_hasher": ("hashing", "register_hasher"),
     "load_settings": ("config", "load_settings"),
+    "register_model": ("registry", "register_model"),
+    "load_model": ("registry", "load_model"),
 }
 
 
@@ -111,12 +113,14 @@ __all__ = [
     "context",
     "expand",
     "get_logger",
+    "load_model",
     "log_artifact",
     "get_run",
     "lineage",
     "load_settings",
     "log_metric",
     "log_param",
+    "register_model",
     "pipeline",
     "register_hasher",
     "register_materializer",

@@ -16,8 +16,9 @@ The kinds, in the order a run produces them:
   the parameters (secrets masked), trigger, executor, the run it resumes.
 - :class:`TaskStarted`, then per attempt :class:`MetricLogged`, :class:`ParamLogged` and
   :class:`OutputLogged` while the task runs (and :class:`ArtifactLogged` for what it hands
-  the trackers); :class:`AttemptFinished` for each attempt that
-  was retried; :class:`TaskFinished` (or :class:`TaskSkipped` for a task that never ran).
+  the trackers, :class:`ModelRegistered` for a model it registers); :class:`AttemptFinished`
+  for each attempt that was retried; :class:`TaskFinished` (or :class:`TaskSkipped` for a
+  task that never ran).
 - :class:`RunFinished`, delivered only once the run's final state is committed.
 """
 
@@ -184,6 +185,19 @@ class ArtifactLogged(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ModelRegistered(Event):
+    """A task registered ``artifact`` (the stored model) as a new version of model ``name``
+    (``glasspane.register_model``); the version number is given when it is recorded."""
+
+    kind: ClassVar[str] = "model_registered"
+    node: str
+    name: str
+    artifact: ArtifactInfo
+    alias: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class OutputLogged(Event):
     """Lines a running task wrote (``stream``: ``stdout``, ``stderr`` or ``log``), sent in
     batches while it runs. At most :data:`OUTPUT_LIMIT` bytes per task are streamed; the
@@ -212,7 +226,7 @@ KINDS: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
         RunStarted, TaskStarted, AttemptFinished, TaskFinished, TaskSkipped, MetricLogged,
-        ParamLogged, ArtifactLogged, OutputLogged, RunFinished,
+        ParamLogged, ArtifactLogged, ModelRegistered, OutputLogged, RunFinished,
     )
 }  # fmt: skip
 
@@ -294,7 +308,7 @@ def from_wire(run_id: str, seq: int, report: dict[str, Any]) -> Event:
             artifacts=tuple(ArtifactInfo.from_dict(o["artifact"]) for o in outputs),
         )
     cls = KINDS[kind]
-    if cls is ArtifactLogged:
+    if cls in (ArtifactLogged, ModelRegistered):
         report = {**report, "artifact": ArtifactInfo.from_dict(report["artifact"])}
     names = {f.name for f in fields(cls)} - {"run_id", "seq"}
     values = {k: v for k, v in report.items() if k in names and v is not None}

@@ -140,6 +140,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from . import integrations_cli
 
         return integrations_cli.main(args)
+    if args.command == "models":
+        from . import models_cli
+
+        return models_cli.main(args)
     raise AssertionError(args.command)  # pragma: no cover - argparse requires a command
 
 

@@ -32,10 +32,11 @@ from ..types import RETRYING, RUNNING, TERMINAL_STATES
 from .artifact_rows import ArtifactRows, chunks
 from .columns import attempt_text, insert_id, tail, utc
 from .models import AttemptRow, LineageEdgeRow, MetricRow, RunRow, TaskRunRow
+from .registry import RegistryRows
 
 EVENT_KINDS = (
     "task_started", "attempt_finished", "task_finished", "task_skipped",
-    "metric_logged", "param_logged", "artifact_logged", "output_logged",
+    "metric_logged", "param_logged", "artifact_logged", "model_registered", "output_logged",
 )  # fmt: skip
 
 
@@ -78,7 +79,7 @@ INSERT_EDGES = insert(LineageEdgeRow)
 INSERT_METRICS = insert(MetricRow)
 
 
-class EventWriter(ArtifactRows):
+class EventWriter(ArtifactRows, RegistryRows):
     """Writes one batch of events for one run on a connection inside a write transaction.
 
     The task runs (of the events' nodes and of their inputs' source nodes), attempts and

@@ -33,6 +33,7 @@ from . import event_log, lifecycle
 from .engines import describe, mask_url, open_engines, open_error
 from .migrate import current_revision, missing_database, require_file, upgrade
 from .models import RUN_ID_LENGTH
+from .registry import RegistryStore
 from .run_control import RunControl
 from .run_reads import RunReads
 from .schedule_control import ScheduleControl
@@ -57,7 +58,7 @@ def _lost_a_race(exc: DBAPIError) -> bool:
     return code in _RETRYABLE_SQLSTATES
 
 
-class MetadataStore(RunControl, RunReads, ScheduleControl, TrackerRuns):
+class MetadataStore(RunControl, RunReads, ScheduleControl, TrackerRuns, RegistryStore):
     """Runs, task runs, artifacts, lineage and metrics in a SQL database.
 
     Args:

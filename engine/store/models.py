@@ -387,3 +387,6 @@ class TrackerRunRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+from . import model_rows  # noqa: E402,F401 - the registry tables, on the same Base

@@ -17,6 +17,10 @@ COMMANDS = [
     ["cache", "clear"],
     ["integrations", "list"],
     ["integrations", "sync"],
+    ["models", "list"],
+    ["models", "show"],
+    ["models", "promote"],
+    ["models", "alias", "rm"],
 ]
 
 
