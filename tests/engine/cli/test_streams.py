@@ -156,6 +156,9 @@ def test_a_second_ctrl_c_while_a_cancelled_run_shuts_down_exits_quietly(noisy: C
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as in a terminal: a suite started in the background inherits an ignored SIGINT,
+        # and so would the command, which would then never hear Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         flag = noisy.workdir / "started.flag"
