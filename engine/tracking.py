@@ -55,6 +55,10 @@ class TrackerError(GlasspaneError):
     """A tracker could not take an event (unreachable, refused, misconfigured)."""
 
 
+class NotReadable(ConfigError):
+    """The tracker keeps runs but cannot read them back (it is no :class:`TrackerReader`)."""
+
+
 class TrackerLink(BaseModel):
     """The tracker's run of one glasspane run."""
 
@@ -259,12 +263,12 @@ def open_reader(settings: Settings, name: str) -> Any:
     """Tracker ``name`` made to read its runs back (a :class:`TrackerReader`).
 
     Raises:
-        ConfigError: as :func:`make`, or the tracker cannot be read back.
+        ConfigError: as :func:`make`; NotReadable: the tracker cannot be read back.
     """
     tracker = make(name, context_for(name, settings))
     if not isinstance(tracker, TrackerReader):
         tracker.close()
-        raise ConfigError(
+        raise NotReadable(
             f"tracker `{name}` cannot be read back (it has no search_runs); "
             "choose a tracker that can, such as mlflow"
         )

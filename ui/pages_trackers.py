@@ -20,7 +20,7 @@ from starlette.requests import Request
 from glasspane.config import Settings
 from glasspane.errors import GlasspaneError, InvalidArgument
 from glasspane.queries.compare import CompareSide
-from glasspane.tracking import TrackedRunPage, configured
+from glasspane.tracking import NotReadable, TrackedRunPage, configured
 
 from . import trackers
 from .pages_format import pipeline_url
@@ -83,7 +83,7 @@ def tracker_sections(request: Request, settings: Settings, pipeline: str) -> lis
             experiment, page = trackers.search_runs(
                 settings, name, pipeline=pipeline, page_token=token, max_results=size
             )
-        except trackers.NotReadable:
+        except NotReadable:
             continue  # it keeps runs but cannot list them: nothing to show
         except GlasspaneError as exc:
             section["error"] = str(exc)

@@ -16,25 +16,19 @@ from contextlib import contextmanager
 from typing import Any, Literal, TypeVar, overload
 
 from glasspane.config import Settings
-from glasspane.errors import ConfigError, GlasspaneError, NotFound
+from glasspane.errors import GlasspaneError, NotFound
 from glasspane.tracking import (
     TrackedRun,
     TrackedRunPage,
     TrackerError,
-    TrackerReader,
     configured,
-    context_for,
-    make,
+    open_reader,
 )
 
 T = TypeVar("T")
 
 #: tracker runs on a page when the request does not say, and the most it may ask for
 PAGE_SIZE, MAX_PAGE_SIZE = 25, 200
-
-
-class NotReadable(ConfigError):
-    """The tracker keeps runs but cannot read them back (it is no TrackerReader)."""
 
 
 def check_configured(settings: Settings, name: str) -> None:
@@ -54,17 +48,12 @@ def reader(settings: Settings, name: str) -> Iterator[Any]:
 
     Raises:
         NotFound: the settings do not turn ``name`` on.
-        ConfigError: it is not installed or refused its options; NotReadable: it cannot be
-            read back.
+        ConfigError: it is not installed or refused its options (NotReadable: it cannot be
+            read back).
     """
     check_configured(settings, name)
-    tracker = make(name, context_for(name, settings))
+    tracker = open_reader(settings, name)
     try:
-        if not isinstance(tracker, TrackerReader):
-            raise NotReadable(
-                f"tracker `{name}` cannot be read back (it has no search_runs); the pane "
-                "lists the runs of trackers that can, such as mlflow"
-            )
         yield tracker
     finally:
         tracker.close()
