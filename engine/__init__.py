@@ -65,6 +65,9 @@ _LAZY = {
     "load_settings": ("config", "load_settings"),
     "register_model": ("registry", "register_model"),
     "load_model": ("registry", "load_model"),
+    "deploy": ("serving", "deploy"),
+    "deployments": ("serving", "deployments"),
+    "stop_deployment": ("serving", "stop_deployment"),
 }
 
 
@@ -111,6 +114,8 @@ __all__ = [
     "UserCodeError",
     "clear_cache",
     "context",
+    "deploy",
+    "deployments",
     "expand",
     "get_logger",
     "load_model",
@@ -126,6 +131,7 @@ __all__ = [
     "register_materializer",
     "retry",
     "runs",
+    "stop_deployment",
     "task",
     "unmapped",
 ]

@@ -20,16 +20,27 @@ From a shell (the model file is unpickled, so serve only models you trust)::
 
 prints ``serving churn/3 on http://127.0.0.1:5001`` once listening and serves until Ctrl-C or
 SIGTERM (exit code 0).
+
+With ``--standby`` (how the ``local`` deploy target starts a new version, blue/green), it
+first listens only on a free port (``checking churn/3 on http://127.0.0.1:PORT``) where it can
+be checked, and takes ``--port`` on SIGUSR1, beside the version serving there (both listen
+with ``SO_REUSEPORT``) and steers every new connection to itself (a one-instruction BPF
+program on the port's socket group), so the old one only finishes what it has: on SIGTERM it
+answers with ``Connection: close`` for ``DRAIN`` seconds, so clients' kept-alive connections
+move to the new one, then stops.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import errno
+import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -46,6 +57,10 @@ from .batching import MicroBatcher
 from .scoring import Features, ScoringError, conform, dumps, parse_request
 
 MODEL_HEADER = "X-Glasspane-Model"
+#: seconds a stopping server that took a deployment's port over answers with Connection: close
+DRAIN = 1.0
+#: setsockopt option that attaches a classic BPF program choosing a socket of a reuseport group
+SO_ATTACH_REUSEPORT_CBPF = 51
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
@@ -75,7 +90,9 @@ def create_app(
     batcher = MicroBatcher(model, max_rows=max_batch_rows, max_wait=max_wait)
     features = Features.of(model)
     served = f"{name}/{version}"
-    about = dumps({"name": name, "version": version, "glasspane": glasspane.__version__})
+    about = dumps(
+        {"name": name, "version": version, "glasspane": glasspane.__version__, "pid": os.getpid()}
+    )
     healthy = dumps({"status": "healthy"})
 
     async def ping(request: Request) -> Response:
@@ -172,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-wait-ms", type=float, default=2.0, help="how long a batch waits for more"
     )
+    parser.add_argument(
+        "--standby",
+        action="store_true",
+        help="listen on a free port first; take --port on SIGUSR1 (blue/green)",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         return _error(f"--port must be 1 to 65535 (or 0 for any free one), not {args.port}")
@@ -187,54 +209,122 @@ def main(argv: list[str] | None = None) -> int:
     except GlasspaneError as exc:
         return _error(str(exc))
     try:
-        sock = _listen(args.host, args.port)
+        sock = _listen(args.host, 0 if args.standby else args.port)
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            return _error(f"port {args.port} on {args.host} is in use; choose another --port")
-        return _error(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}")
+        return _error(_bind_error(exc, args.host, args.port))
     try:
-        host = f"[{args.host}]" if ":" in args.host else args.host
-        print(f"serving {args.name}/{args.version} on http://{host}:{sock.getsockname()[1]}")
-        sys.stdout.flush()
-        _serve(app, sock)
+        what = "checking" if args.standby else "serving"
+        print(f"{what} {args.name}/{args.version} on {_url(args.host, sock)}", flush=True)
+        asyncio.run(_serve(app, sock, args.host, args.port if args.standby else None))
     finally:
         sock.close()
     return EXIT_OK
 
 
-def _serve(app: Starlette, sock: socket.socket) -> None:
-    """Serve ``app`` on ``sock`` with uvicorn (one worker, no access log) until Ctrl-C or
-    SIGTERM, which stop it gracefully."""
-    import uvicorn
-
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        ws="none",
-        lifespan="on",
-        timeout_graceful_shutdown=2,
-    )
-    # uvicorn stops gracefully on SIGTERM, then raises it again: make that an interrupt
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        uvicorn.Server(config).run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _url(host: str, sock: socket.socket) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{sock.getsockname()[1]}"
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _bind_error(exc: OSError, host: str, port: int) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use; choose another --port"
+    return f"cannot serve on {host}:{port}: {exc.strerror or exc}"
+
+
+class _Server:
+    """A uvicorn server that leaves signals to :func:`_serve` (several share one loop)."""
+
+    def __init__(self, app: Starlette, lifespan: str) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            ws="none",
+            lifespan=lifespan,
+            timeout_graceful_shutdown=2,
+        )
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        self.server = Server(config)
+
+    def start(self, sock: socket.socket) -> asyncio.Task[None]:
+        return asyncio.create_task(self.server.serve(sockets=[sock]))
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+
+
+async def _serve(app: Starlette, sock: socket.socket, host: str, standby_port: int | None) -> None:
+    """Serve ``app`` on ``sock`` until SIGTERM or Ctrl-C, which stop it gracefully; with
+    ``standby_port``, also serve on that port (``SO_REUSEPORT``) from SIGUSR1 on."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    draining = False
+
+    async def closing(scope: Any, receive: Any, send: Any) -> None:
+        async def sending(message: dict[str, Any]) -> None:
+            if draining and message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await app(scope, receive, sending if scope["type"] == "http" else send)
+
+    first = _Server(closing, "on")
+    serving = first.start(sock)
+    public: list[tuple[_Server, asyncio.Task[None], socket.socket]] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+
+    def take_over() -> None:
+        if public or standby_port is None:
+            return
+        try:
+            listening = _listen(host, standby_port, steer=True)
+        except OSError as exc:
+            sys.stderr.write(f"glasspane: error: {_bind_error(exc, host, standby_port)}\n")
+            return
+        second = _Server(closing, "off")
+        public.append((second, second.start(listening), listening))
+        print(f"serving on {_url(host, listening)}", flush=True)
+
+    if standby_port is not None:
+        loop.add_signal_handler(signal.SIGUSR1, take_over)
+    stop = asyncio.ensure_future(stopping.wait())
+    await asyncio.wait([stop, serving], return_when=asyncio.FIRST_COMPLETED)
+    if public:  # clients move their kept-alive connections to the version taking over
+        draining = True
+        await asyncio.sleep(DRAIN)
+    for server, task, listening in public:  # the public port first, then the check port
+        server.stop()
+        await task
+        listening.close()
+    first.stop()
+    await serving
+    stop.cancel()
+
+
+def _listen(host: str, port: int, *, steer: bool = False) -> socket.socket:
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # a new version takes the port beside the old one while it finishes (blue/green)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(1024)
+        if steer:
+            _steer_new_connections_here(sock)
     except OSError:
         sock.close()
         raise
@@ -242,8 +332,28 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+def _steer_new_connections_here(sock: socket.socket) -> None:
+    """Send every new connection to the port to ``sock``, the one bound last of its reuseport
+    group (index 1 beside the version it replaces; once that one closes, the index is out of
+    range and the kernel falls back to its hash over the one socket left)."""
+    import ctypes
+
+    class Instruction(ctypes.Structure):
+        _fields_ = [
+            ("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+            ("k", ctypes.c_uint32),
+        ]  # fmt: skip
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(Instruction))]
+
+    ret_k = 0x06  # BPF_RET | BPF_K: return the constant, the socket's index
+    instructions = (Instruction * 1)(Instruction(ret_k, 0, 0, 1))
+    program = Program(1, instructions)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, bytes(program))
+    except OSError as exc:  # old kernels: connections are shared until the old one stops
+        sys.stderr.write(f"glasspane: warning: cannot steer connections: {exc}\n")
 
 
 def _error(message: str) -> int:

@@ -144,6 +144,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from . import models_cli
 
         return models_cli.main(args)
+    if args.command in ("deploy", "deployments"):
+        from . import deploy_cli
+
+        return deploy_cli.main(args)
     raise AssertionError(args.command)  # pragma: no cover - argparse requires a command
 
 

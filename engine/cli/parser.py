@@ -372,10 +372,11 @@ examples:
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     ui.add_argument("--port", type=int, default=8420, help="port to bind (default: 8420)")
 
-    from . import integrations_cli, models_cli, schedule_cli, scheduler_cli
+    from . import deploy_cli, integrations_cli, models_cli, schedule_cli, scheduler_cli
 
     schedule_cli.add_parsers(sub, command)
     scheduler_cli.add_parsers(sub, command)
     integrations_cli.add_parsers(sub, command)
     models_cli.add_parsers(sub, command)
+    deploy_cli.add_parsers(sub, command)
     return parser

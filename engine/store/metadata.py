@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from ..errors import GlasspaneError, InvalidArgument
 from ..types import STATES
 from . import event_log, lifecycle
+from .deployments import DeploymentStore
 from .engines import describe, mask_url, open_engines, open_error
 from .migrate import current_revision, missing_database, require_file, upgrade
 from .models import RUN_ID_LENGTH
@@ -58,7 +59,9 @@ def _lost_a_race(exc: DBAPIError) -> bool:
     return code in _RETRYABLE_SQLSTATES
 
 
-class MetadataStore(RunControl, RunReads, ScheduleControl, TrackerRuns, RegistryStore):
+class MetadataStore(
+    RunControl, RunReads, ScheduleControl, TrackerRuns, RegistryStore, DeploymentStore
+):
     """Runs, task runs, artifacts, lineage and metrics in a SQL database.
 
     Args:

@@ -41,7 +41,7 @@ from .engines import (
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0007"
+HEAD = "0008"
 """The newest migration revision; bump it with every new file in ``migrations/versions``."""
 
 LOCK_TIMEOUT = 600.0

@@ -23,8 +23,8 @@ MAX_LINES = 400
 #: seams, the read-only queries, the public types and the scheduler loop (``glasspane
 #: server`` runs it beside the UI).
 PUBLIC = {
-    "api", "config", "errors", "events", "listeners", "queries", "scheduler", "tracking",
-    "types", "workspace",
+    "api", "config", "deploying", "errors", "events", "listeners", "queries", "scheduler",
+    "tracking", "types", "workspace",
 }  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -131,6 +132,7 @@ def test_health_and_version(client: TestClient) -> None:
         "name": "cancer",
         "version": "3",
         "glasspane": glasspane.__version__,
+        "pid": os.getpid(),
     }
 
 
@@ -347,6 +349,7 @@ def test_the_command_serves_over_http_and_exits_0_on_sigterm(
             "name": "cancer",
             "version": "3",
             "glasspane": glasspane.__version__,
+            "pid": process.pid,
         }
         for name in ("dataframe_split", "instances, records", "csv"):
             content_type, body = payloads(X)[name]

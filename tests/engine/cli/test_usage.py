@@ -21,6 +21,10 @@ COMMANDS = [
     ["models", "show"],
     ["models", "promote"],
     ["models", "alias", "rm"],
+    ["deploy"],
+    ["deployments", "list"],
+    ["deployments", "show"],
+    ["deployments", "stop"],
 ]
 
 
