@@ -34,7 +34,7 @@ from glasspane.queries import (
     TaskDetail,
 )
 
-from . import api_schedules, api_trackers, openapi, sse
+from . import api_models, api_schedules, api_trackers, openapi, sse
 from .api_params import (
     ArtifactPath,
     Cancelled,
@@ -262,6 +262,7 @@ OPERATIONS: list[Operation] = [
               query=CompareQuery),
     *api_schedules.OPERATIONS,
     *api_trackers.OPERATIONS,
+    *api_models.OPERATIONS,
 ]  # fmt: skip
 
 

@@ -27,7 +27,7 @@ ERROR_STATUSES = {
     400: "The request cannot be carried out (the message says why and what to do).",
     401: "The server has a token (GLASSPANE_UI_TOKEN) and the request did not send it.",
     403: "A cross-site request (its Origin is not this server's).",
-    404: "No such run, node, artifact, pipeline or schedule (the message says what exists).",
+    404: "No such run, node, artifact, pipeline, schedule or model (the message says what exists).",
     409: "The run is not over yet.",
     422: "A path, query or body parameter is invalid (the message names it).",
     502: "An experiment tracker (MLflow...) could not be read: unreachable or refused.",
@@ -137,9 +137,9 @@ def document(operations: Sequence[Operation], *, token: bool) -> dict[str, Any]:
         "info": {
             "title": "glasspane",
             "version": glasspane.__version__,
-            "description": "The runs, graphs, tasks, artifacts, pipelines, lineage and "
-            "schedules glasspane records, and the runs of the experiment trackers it reads "
-            "back, as the web UI shows them. Errors are "
+            "description": "The runs, graphs, tasks, artifacts, pipelines, lineage, "
+            "schedules, registered models and deployments glasspane records, and the runs of "
+            "the experiment trackers it reads back, as the web UI shows them. Errors are "
             '`{"error": "<what went wrong and what to do next>"}`.',
         },
         "paths": paths,

@@ -21,6 +21,8 @@ the app's Workspace and renders one template from ``ui/templates``; the forms po
 ``GET /schedules``                             schedules
 ``GET /schedules/{name}``                      one schedule: fire times, ticks
 ``POST /schedules/{name}/pause`` / ``resume``  pause or resume it; 303 back
+``GET /models``                                registered models
+``GET /models/{name}``                         one model: versions, metrics, deployments
 =============================================  ==============================================
 """
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from .pages_compare import compare_page
+from .pages_models import model_page, models_list
 from .pages_pipelines import launch, pipeline_page, pipelines_list
 from .pages_runs import cancel_run, retry_run, run_page, runs_list
 from .pages_schedules import pause_schedule, resume_schedule, schedule_page, schedules_list
@@ -52,6 +55,8 @@ routes: list[Route] = [
     Route("/schedules/{name:path}/pause", pause_schedule, methods=["POST"], name="pause"),
     Route("/schedules/{name:path}/resume", resume_schedule, methods=["POST"], name="resume"),
     Route("/schedules/{name:path}", schedule_page, name="schedule"),
+    Route("/models", models_list, name="models"),
+    Route("/models/{name}", model_page, name="model"),
 ]
 
 __all__ = ["routes"]
