@@ -61,6 +61,9 @@ class DeployRequest:
     port: int | None = None
     #: the model itself, for targets that store it in their own format
     model: Any = None
+    #: a few input rows (``dataframe_split``: columns, data): the sample prediction glasspane
+    #: checks the new version with, and a schema for targets that want one (MLflow's signature)
+    input_example: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

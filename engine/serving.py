@@ -79,6 +79,12 @@ def deployments(*, workspace: Workspace | None = None, live: bool = True) -> lis
     """Every deployment (name, target, model_name, model_version, url, state, ...), with
     ``health`` checked now (``up``, ``down`` with ``health_detail`` saying why, or
     ``stopped``) when ``live``."""
+    from .execution.context import current_context
+
+    ctx = current_context()
+    if ctx is not None and workspace is None:
+        with _TaskStores(ctx) as stores:
+            return listing(stores, live=live)
     return listing(workspace or _default(), live=live)
 
 
@@ -176,6 +182,7 @@ def deploy_with(
     request = DeployRequest(
         deployment=name, model_name=model_name, model_version=model_version,
         model_file=model_file, workdir=workdir, host=host, port=port, model=model,
+        input_example=version.get("input_example"),
     )  # fmt: skip
     row = {
         "name": name, "target": target, "model_name": model_name,
