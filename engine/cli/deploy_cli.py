@@ -120,11 +120,20 @@ def _show(ws: Any, name: str, as_json: bool) -> int:
 
     row = serving.get(ws, name)
     history = ws.reader().deployment_history(name)
+    version = ws.reader().resolve_model(f"{row['model_name']}/{row['model_version']}")
+    produced = {"run_id": version["run_id"], "node_id": version["node_id"]}
     if as_json:
-        print(json.dumps({**row, "history": history}, default=str, indent=2))
+        print(json.dumps({**row, "produced_by": produced, "history": history}, default=str,
+                         indent=2))  # fmt: skip
         return EXIT_OK
     print(f"{row['name']}: {row['model_name']}/{row['model_version']} ({row['ref']}) on "
           f"{row['target']} at {row['url']}, {row['state']}")  # fmt: skip
+    if produced["run_id"]:
+        print(
+            f"{row['model_name']}/{row['model_version']} was registered by run "
+            f"{produced['run_id']}, task {produced['node_id']}: what it was trained on is "
+            f"`glasspane lineage {produced['run_id']} {produced['node_id']}`"
+        )
     if row.get("run_id"):
         print(f"deployed by run {row['run_id']}")
     for event in history:

@@ -61,6 +61,20 @@ def registered(cli: Cli) -> Cli:
 
 def test_deploy_list_redeploy_show_and_stop(registered: Cli) -> None:
     cli = registered
+    # what cannot be deployed is said before anything starts
+    assert_usage_error(
+        cli("deploy", "churn@gold", "--name", "api"), "model `churn` has no alias `gold`"
+    )
+    assert_usage_error(
+        cli("deploy", "churn/1", "--name", "api", "--target", "k8s"),
+        "deploy target `k8s` is not installed (installed: local, mlflow)",
+    )
+    assert_usage_error(cli("deploy", "churn/1", "--name", "bad name"), "deployment 'bad name'")
+    assert_usage_error(
+        cli("deployments", "stop", "nope"), "no deployment `nope` (deployments: none)"
+    )
+    assert cli("deployments", "list").stdout.startswith("no deployment yet")
+
     port = _free_port()
     try:
         deployed = cli("deploy", "churn@champion", "--name", "churn-api", "--port", str(port))
@@ -82,7 +96,12 @@ def test_deploy_list_redeploy_show_and_stop(registered: Cli) -> None:
         assert _predict(url)[1] == "churn/2"
         shown = cli("deployments", "show", "churn-api").stdout.splitlines()
         assert shown[0] == f"churn-api: churn/2 (churn@champion) on local at {url}, serving"
-        assert [line.split()[2:4] for line in shown[1:]] == [
+        second = cli("models", "show", "churn", "--json").json()[0]["run_id"]
+        assert shown[1] == (
+            f"churn/2 was registered by run {second}, task fit: what it was trained on is "
+            f"`glasspane lineage {second} fit`"
+        )
+        assert [line.split()[2:4] for line in shown[2:]] == [
             ["deployed", "churn/1"], ["redeployed", "churn/2"],
         ]  # fmt: skip
 
@@ -99,19 +118,3 @@ def test_deploy_list_redeploy_show_and_stop(registered: Cli) -> None:
     assert stopped.code == 0, stopped.stderr
     assert stopped.stdout == f"stopped churn-api (churn/2 at {url})\n"
     assert cli("deployments", "list").stdout.splitlines()[1].split()[3] == "stopped"
-
-
-def test_what_cannot_be_deployed_is_said_before_anything_starts(registered: Cli) -> None:
-    cli = registered
-    assert_usage_error(
-        cli("deploy", "churn@gold", "--name", "api"), "model `churn` has no alias `gold`"
-    )
-    assert_usage_error(
-        cli("deploy", "churn/1", "--name", "api", "--target", "k8s"),
-        "deploy target `k8s` is not installed (installed: local, mlflow)",
-    )
-    assert_usage_error(cli("deploy", "churn/1", "--name", "bad name"), "deployment 'bad name'")
-    assert_usage_error(
-        cli("deployments", "stop", "nope"), "no deployment `nope` (deployments: none)"
-    )
-    assert cli("deployments", "list").stdout.startswith("no deployment yet")
