@@ -12,9 +12,10 @@ port 5001?" is one query, and through the version's run and task, its code and d
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import deploying
 from .deploying import DeployError, DeployRequest, Health, Served
@@ -24,6 +25,8 @@ from .types import ArtifactInfo
 
 if TYPE_CHECKING:
     from .workspace import Workspace
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -79,13 +82,7 @@ def deployments(*, workspace: Workspace | None = None, live: bool = True) -> lis
     """Every deployment (name, target, model_name, model_version, url, state, ...), with
     ``health`` checked now (``up``, ``down`` with ``health_detail`` saying why, or
     ``stopped``) when ``live``."""
-    from .execution.context import current_context
-
-    ctx = current_context()
-    if ctx is not None and workspace is None:
-        with _TaskStores(ctx) as stores:
-            return listing(stores, live=live)
-    return listing(workspace or _default(), live=live)
+    return _in(workspace, lambda stores: listing(stores, live=live))
 
 
 def stop_deployment(name: str, *, workspace: Workspace | None = None) -> dict[str, Any]:
@@ -94,7 +91,19 @@ def stop_deployment(name: str, *, workspace: Workspace | None = None) -> dict[st
     Raises:
         NotFound: no such deployment (naming those there are).
     """
-    return stop(workspace or _default(), name)
+    return _in(workspace, lambda stores: stop(stores, name))
+
+
+def _in(workspace: Workspace | None, work: Callable[[Any], T]) -> T:
+    """``work`` on ``workspace``; without one, on the run's stores inside a task, else on the
+    configured Workspace."""
+    from .execution.context import current_context
+
+    ctx = current_context()
+    if ctx is not None and workspace is None:
+        with _TaskStores(ctx) as stores:
+            return work(stores)
+    return work(workspace or _default())
 
 
 def _default() -> Workspace:
@@ -223,7 +232,7 @@ def deploy_with(
     )  # fmt: skip
 
 
-def stop(workspace: Workspace, name: str) -> dict[str, Any]:
+def stop(workspace: Any, name: str) -> dict[str, Any]:
     """Stop deployment ``name``; its row (now ``stopped``).
 
     Raises:
@@ -236,7 +245,7 @@ def stop(workspace: Workspace, name: str) -> dict[str, Any]:
     return row
 
 
-def get(workspace: Workspace, name: str) -> dict[str, Any]:
+def get(workspace: Any, name: str) -> dict[str, Any]:
     """Deployment ``name``'s row.
 
     Raises:
@@ -252,7 +261,7 @@ def get(workspace: Workspace, name: str) -> dict[str, Any]:
     return row
 
 
-def listing(workspace: Workspace, *, live: bool = True) -> list[dict[str, Any]]:
+def listing(workspace: Any, *, live: bool = True) -> list[dict[str, Any]]:
     """Every deployment's row, with ``health`` (``up``/``down``/``stopped``) and
     ``health_detail`` checked now when ``live``."""
     try:

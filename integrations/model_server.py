@@ -43,7 +43,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -235,7 +235,7 @@ def _bind_error(exc: OSError, host: str, port: int) -> str:
 class _Server:
     """A uvicorn server that leaves signals to :func:`_serve` (several share one loop)."""
 
-    def __init__(self, app: Starlette, lifespan: str) -> None:
+    def __init__(self, app: Any, lifespan: Literal["on", "off"]) -> None:
         import uvicorn
 
         config = uvicorn.Config(
@@ -270,7 +270,7 @@ async def _serve(app: Starlette, sock: socket.socket, host: str, standby_port: i
     draining = False
 
     async def closing(scope: Any, receive: Any, send: Any) -> None:
-        async def sending(message: dict[str, Any]) -> None:
+        async def sending(message: Any) -> None:
             if draining and message["type"] == "http.response.start":
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
                 message = {**message, "headers": [*headers, (b"connection", b"close")]}
