@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Settings
-from .events import Event, RunFinished, RunStarted, from_dict
+from .events import Event, ModelRegistered, RunFinished, RunStarted, from_dict
 from .store import MetadataStore
 from .tracking import Tracker, TrackerError, configured, context_for, make
 
@@ -158,10 +158,28 @@ def relays(
     """
     made = []
     for name in configured(settings):
-        tracker = make(name, context_for(name, settings, artifacts))
+        context = context_for(name, settings, artifacts)
+        context.link_model = lambda *link: store().link_model(*link)
+        context.model_version = lambda event: recorded_version(store(), event)
+        tracker = make(name, context)
         strict = bool(settings.tracker_options.get(name, {}).get("strict", False))
         made.append(TrackerRelay(tracker, store, strict=strict))
     return made
+
+
+def recorded_version(store: MetadataStore, event: ModelRegistered) -> int | None:
+    """The version number the driver gave ``event``'s registration (the version row of its
+    run, node and stored model, recorded at the event's time); None when there is none."""
+    found = [
+        row for row in store.model_versions(event.name)
+        if row["run_id"] == event.run_id and row["node_id"] == event.node
+        and row["content_hash"] == event.artifact.content_hash
+    ]  # fmt: skip
+    if not found:
+        return None
+    # the same model registered twice by one task: its rows differ in their time
+    best = min(found, key=lambda row: abs(row["created_at"].timestamp() - event.ts))
+    return int(best["version"])
 
 
 @dataclass

@@ -43,6 +43,7 @@ from .events import Event
 
 if TYPE_CHECKING:
     from .config import Settings
+    from .events import ModelRegistered
     from .types import ArtifactInfo
 
 GROUP = "glasspane.integrations"
@@ -166,6 +167,14 @@ class TrackerContext:
     artifacts: Any = None
     #: glasspane run id -> the run's page in glasspane's web UI
     run_url: Callable[[str], str | None] = lambda run_id: None
+    #: record that glasspane model ``name`` version ``version`` is ``external_name`` version
+    #: ``external_version`` (with ``uri``) in ``registry`` (the tracker's name):
+    #: ``link_model(name, version, registry, external_name, external_version, uri)``; None
+    #: when the tracker was made without the metadata store
+    link_model: Callable[[str, int, str, str, str, str | None], None] | None = None
+    #: the version number glasspane gave the registration a ``ModelRegistered`` event
+    #: reports (None when it is not recorded); None without the metadata store
+    model_version: Callable[[ModelRegistered], int | None] | None = None
 
     def option(self, key: str, default: Any = None) -> Any:
         return self.options.get(key, default)

@@ -1,7 +1,8 @@
 """The MLflow tracker: each glasspane run as an MLflow run, live, on a tracking server.
 
 Turn it on with ``GLASSPANE_TRACKERS=mlflow`` (or ``trackers = ["mlflow"]``) and
-``pip install "glasspane[mlflow]"``; its options are in :mod:`glasspane.integrations.mlflow_read`.
+``pip install "glasspane[mlflow]"``; its options are in :mod:`glasspane.integrations.mlflow_read`
+and :mod:`glasspane.integrations.mlflow_registry`.
 What an MLflow user sees:
 
 - one MLflow run per glasspane run, in the experiment named by the ``experiment`` template
@@ -17,6 +18,8 @@ What an MLflow user sees:
   logged again with another value keeps the first (MLflow cannot change one) and the later
   value goes to the tag ``glasspane.param_conflict.<key>``;
 - artifacts under the parent run, in a folder named after the node;
+- a model a task registers (``glasspane.register_model``), logged in the node's child run and
+  registered in MLflow's model registry too (:mod:`glasspane.integrations.mlflow_registry`);
 - the child's status when its task ends, and the parent's (and any child still running) once,
   when the run ends: ``FINISHED`` for succeeded, ``KILLED`` for cancelled, else ``FAILED``.
 
@@ -41,6 +44,7 @@ from glasspane.events import (
     ArtifactLogged,
     Event,
     MetricLogged,
+    ModelRegistered,
     ParamLogged,
     RunFinished,
     RunStarted,
@@ -50,7 +54,7 @@ from glasspane.events import (
 from glasspane.tracking import TrackerContext, TrackerError, TrackerLink
 
 from .memory import status_of
-from .mlflow_read import MlflowReader
+from .mlflow_registry import MlflowRegistry
 
 #: the longest param value MLflow keeps (``mlflow.utils.validation.MAX_PARAM_VAL_LENGTH``)
 PARAM_CHARS = 6000
@@ -120,8 +124,9 @@ def params_of(values: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
     return params, cut
 
 
-class MlflowTracker(MlflowReader):
-    """Keeps glasspane runs in MLflow and reads MLflow's runs back (see the module docstring).
+class MlflowTracker(MlflowRegistry):
+    """Keeps glasspane runs, and the models they register, in MLflow and reads MLflow's runs
+    back (see the module docstring).
 
     Args:
         context: The tracker's name and options, the artifact store and the run URL maker.
@@ -217,6 +222,8 @@ class MlflowTracker(MlflowReader):
                 self._client.log_artifact(run.external_id, str(path), folder_of(event.node))
             finally:
                 shutil.rmtree(path.parent, ignore_errors=True)
+        elif isinstance(event, ModelRegistered):
+            self._register(event, self._child(run, event).external_id, run.experiment_id)
         elif isinstance(event, RunFinished) and not run.finished:
             status, end = status_of(event.state), int(event.ts * 1000)
             for child in run.children.values():
@@ -292,8 +299,9 @@ class MlflowTracker(MlflowReader):
             self._experiments[name] = experiment_id
         return experiment_id
 
-    def _child(self, run: _Run, event: MetricLogged | ParamLogged) -> _Child:
-        """The nested run of ``event``'s node, created at its first metric or parameter."""
+    def _child(self, run: _Run, event: MetricLogged | ParamLogged | ModelRegistered) -> _Child:
+        """The nested run of ``event``'s node, created at its first metric, parameter or
+        registered model."""
         child = run.children.get(event.node)
         if child is None:
             tags = {
