@@ -16,9 +16,9 @@ The kinds, in the order a run produces them:
   the parameters (secrets masked), trigger, executor, the run it resumes.
 - :class:`TaskStarted`, then per attempt :class:`MetricLogged`, :class:`ParamLogged` and
   :class:`OutputLogged` while the task runs (and :class:`ArtifactLogged` for what it hands
-  the trackers, :class:`ModelRegistered` for a model it registers); :class:`AttemptFinished`
-  for each attempt that was retried; :class:`TaskFinished` (or :class:`TaskSkipped` for a
-  task that never ran).
+  the trackers, :class:`ModelRegistered` for a model it registers, :class:`ModelLoaded` for
+  one it loads); :class:`AttemptFinished` for each attempt that was retried;
+  :class:`TaskFinished` (or :class:`TaskSkipped` for a task that never ran).
 - :class:`RunFinished`, delivered only once the run's final state is committed.
 """
 
@@ -195,6 +195,22 @@ class ModelRegistered(Event):
     artifact: ArtifactInfo
     alias: str | None = None
     metadata: dict[str, Any] | None = None
+    #: its first rows of example input, ``{"columns": [...], "data": [[...], ...]}``
+    input_example: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelLoaded(Event):
+    """A task loaded version ``version`` of model ``name`` (``artifact``, the stored model)
+    by reference ``ref`` (``glasspane.load_model("churn@champion")``); the task run records
+    it as an input. A cache hit of such a task reports the loads of the run it reuses."""
+
+    kind: ClassVar[str] = "model_loaded"
+    node: str
+    ref: str
+    name: str
+    version: int
+    artifact: ArtifactInfo
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,7 +242,7 @@ KINDS: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
         RunStarted, TaskStarted, AttemptFinished, TaskFinished, TaskSkipped, MetricLogged,
-        ParamLogged, ArtifactLogged, ModelRegistered, OutputLogged, RunFinished,
+        ParamLogged, ArtifactLogged, ModelRegistered, ModelLoaded, OutputLogged, RunFinished,
     )
 }  # fmt: skip
 
@@ -308,7 +324,7 @@ def from_wire(run_id: str, seq: int, report: dict[str, Any]) -> Event:
             artifacts=tuple(ArtifactInfo.from_dict(o["artifact"]) for o in outputs),
         )
     cls = KINDS[kind]
-    if cls in (ArtifactLogged, ModelRegistered):
+    if cls in (ArtifactLogged, ModelRegistered, ModelLoaded):
         report = {**report, "artifact": ArtifactInfo.from_dict(report["artifact"])}
     names = {f.name for f in fields(cls)} - {"run_id", "seq"}
     values = {k: v for k, v in report.items() if k in names and v is not None}

@@ -51,6 +51,10 @@ class TaskContext:
     emit: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)
     #: the run's artifact store (``glasspane.log_artifact`` stores there)
     artifacts: Any = field(default=None, repr=False)
+    #: the run's metadata store, where ``glasspane.load_model`` resolves a reference
+    metadata_url: str | None = field(default=None, repr=False)
+    #: the models this attempt loaded (see :mod:`.model_reads`), kept in its cache entry
+    models: list[dict[str, Any]] = field(default_factory=list, repr=False)
     stdout: io.StringIO = field(default_factory=io.StringIO, repr=False)
     stderr: io.StringIO = field(default_factory=io.StringIO, repr=False)
     log_lines: list[str] = field(default_factory=list, repr=False)

@@ -28,6 +28,7 @@ from ..errors import ArtifactError, SerializationError, TaskError
 from ..hashing import content_hash
 from ..types import FAILED, SUCCEEDED, ArtifactInfo
 from .job import Emit, Job, NodeValue, Spawn, TaskFailed
+from .model_reads import entry_models
 from .outcomes import cache_hit, input_record, task_started
 from .outputs import memory_info, store_outputs
 from .worker import fail, finished, resolve
@@ -102,8 +103,12 @@ def expand(
             for c, r in zip(children, done)
         ]
         outputs = [a.to_dict() for a in value.artifacts]
+        entry = make_entry(job.task.name, outputs, children=children_entry)
+        loads = [m for r in done for m in r.models]
+        if loads:  # children loaded models: only a worker can tell whether the whole holds
+            entry["models"] = loads
         try:
-            store.write_key(key, make_entry(job.task.name, outputs, children=children_entry))
+            store.write_key(key, entry)
         except (SerializationError, ArtifactError):
             pass  # the expansion still succeeded; its next run expands again
     consumed = [*inputs, *children_inputs(job.node_id, children, [r.artifacts for r in done])]
@@ -154,6 +159,7 @@ def child_jobs(job: Job, items: list[Any] | tuple[Any, ...]) -> list[Job]:
                 map_index=i,
                 tee=job.tee,
                 element=input_record(arg, producer, memory_info(item, digest)),
+                metadata_url=job.metadata_url,
             )
         )
     return children
@@ -182,10 +188,13 @@ def cached_expansion(
     """The outputs and events of an expansion stored under ``key``, or ``None``.
 
     Only the expander's own output (the list) is verified: that is what downstream tasks
-    load. The children are recorded as cache hits with the outputs they had.
+    load. The children are recorded as cache hits with the outputs they had. An expansion
+    whose children loaded models is left to the workers (see :mod:`.model_reads`).
     """
     entry = store.read_key(key)
     if entry is None or not entry_is_fresh(entry, node.task.options.cache_expiration):
+        return None
+    if entry_models(entry):  # its children loaded models: their workers check them
         return None
     children = entry.get("children")
     outputs = [ArtifactInfo.from_dict(o) for o in entry.get("outputs", [])]

@@ -32,6 +32,8 @@ class NodeValue:
     hashes: tuple[str, ...]
     artifacts: tuple[ArtifactInfo, ...] = ()
     cache_key: str | None = None
+    #: the models the task loaded (records of :func:`.model_reads.load_record`)
+    models: tuple[dict[str, Any], ...] = ()
 
     def output(self, index: int | None) -> Any:
         return self.values[0] if index is None else self.values[index]
@@ -70,6 +72,8 @@ class Job:
             metadata store when the run was planned (see :func:`~.fusion.assign_estimates`);
             ``None`` when its task was never seen. It decides batching on Dask.
         child_estimates: on an expander, the same for its children, by child node id.
+        metadata_url: the run's metadata store, which ``glasspane.load_model`` in the task
+            reads the registry from (see :mod:`.model_reads`); set by the run loop.
     """
 
     run_id: str
@@ -91,6 +95,7 @@ class Job:
     unloadable: str | None = None
     estimate: float | None = None
     child_estimates: dict[str, float] | None = None
+    metadata_url: str | None = None
 
     @property
     def dask_key(self) -> str | tuple[str, int]:
@@ -136,6 +141,7 @@ _JOB_FIELDS = (
     "element",
     "estimate",
     "child_estimates",
+    "metadata_url",
 )
 _blobs: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
 _loaded: dict[bytes, Any] = {}

@@ -80,6 +80,10 @@ def _index(name: str) -> int:
     return int(name) if name.isdigit() else 1 << 30
 
 
+#: the name prefix of a task run's input edge of a model it loaded (``model:churn/3``)
+MODEL_INPUT = "model:"
+
+
 def decide(
     old: Reusable | None,
     key: str | None,
@@ -107,6 +111,10 @@ def decide(
     if not old.usable:
         return False, f"its output in {since} was not stored (persist=False)"
     if old.cache_key is not None and old.cache_key == key:
+        if any(name.startswith(MODEL_INPUT) for name in old.inputs):
+            # a reference such as churn@champion may name another version by now: the cache
+            # lookup checks that (see .model_reads), not the key
+            return False, f"it loaded a model in {since}, whose reference is checked again"
         return True, f"reused from {since}"
     if old.code is not None and old.code != code:
         return False, f"its code changed since {since}"

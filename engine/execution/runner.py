@@ -32,6 +32,7 @@ from ..types import (
 from .executors.base import Execution, Executor
 from .fusion import assign_estimates
 from .job import Job
+from .model_reads import shared
 from .outcomes import describe, task_finished
 from .planner import Plan, plan_run
 from .recording import Heartbeat, Recorder
@@ -116,8 +117,11 @@ def execute_run(
         for event in plan.events:
             recorder.emit(event)
         if plan.jobs:
+            for job in plan.jobs:  # where a task's glasspane.load_model reads the registry
+                job.metadata_url = store.url
             want = {r.node for r in graph.output_refs()} - set(plan.resolved)
-            execution = executor.execute(plan.jobs, recorder.emit, want, cancel, execute_job)
+            with shared(store):
+                execution = executor.execute(plan.jobs, recorder.emit, want, cancel, execute_job)
     except (KeyboardInterrupt, SystemExit) as exc:
         cancel.set()
         execution.cancelled = True

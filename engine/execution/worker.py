@@ -6,7 +6,9 @@ with the same key, returns a verified cached output when there is one (early cut
 otherwise runs the function with retries, backoff and a timeout, stores each output
 through its materializer, records the key, and reports what happened through ``emit`` as
 small event dicts. It returns only the value (a :class:`NodeValue`); the driver gets the
-outcome from the events. It never touches the metadata database.
+outcome from the events. It never writes to the metadata database; it reads it only where a
+task loads a model, or to check that a cached result of such a task still holds (see
+:mod:`.model_reads`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from ..types import FAILED, SUCCEEDED, TIMED_OUT, ArtifactInfo
 from .context import Captured, TaskContext, artifact_logged, reset_context, set_context
 from .imports import install as install_import_guard
 from .job import Emit, Job, NodeValue, Spawn, TaskFailed, unloadable_error
-from .lookup import cached_outputs
+from .lookup import cached_entry, entry_outputs
+from .model_reads import entry_models, loaded_event, stale_reason
 from .outcomes import (
     attempt_finished,
     cache_hit,
@@ -38,7 +41,7 @@ from .outcomes import (
     task_finished,
     task_started,
 )
-from .outputs import store_outputs
+from .outputs import split_outputs, store_outputs
 from .resume import decide, ran_note
 
 _stores: dict[str, ArtifactStore] = {}
@@ -89,16 +92,25 @@ def execute_job(
         else:
             emit(_hit(job, key, inputs, list(old.outputs), reason))
             return NodeValue(values, tuple(i.content_hash for i in old.outputs), old.outputs, key)
-    infos = cached_outputs(store, key, opts.cache_expiration) if opts.reads_cache else None
-    if infos is not None:
+    entry = cached_entry(store, key, opts.cache_expiration) if opts.reads_cache else None
+    loads = entry_models(entry)
+    stale = stale_reason(loads, job.metadata_url) if loads else None
+    if stale is not None:
+        notes.append(f"cached output not reused: {stale}; recomputed")
+    elif entry is not None:
+        infos = entry_outputs(entry)
         try:
             values = tuple(store.get(info) for info in infos)
         except ArtifactError as exc:
             notes.append(f"cached output could not be used ({exc}); recomputed")
         else:
+            for load in loads:  # the cached task run names the models too (lineage)
+                where = {"task": job.task.name, "parent": job.parent, "map_index": job.map_index}
+                emit(loaded_event(job.node_id, load, **where))
             note = f"cache hit; {reason}" if reason else None
             emit(_hit(job, key, inputs, infos, "; ".join([*notes, note] if note else notes)))
-            return NodeValue(values, tuple(i.content_hash for i in infos), tuple(infos), key)
+            hashes = tuple(i.content_hash for i in infos)
+            return NodeValue(values, hashes, tuple(infos), key, tuple(loads))
     if reason:
         notes.insert(0, ran_note(reason) or "")
     started = time.time()
@@ -157,20 +169,22 @@ def _run_attempts(
     opts = job.task.options
     attempts = opts.retries + 1
     ctx = TaskContext(
-        job.run_id, job.node_id, job.task.name, tee=job.tee, emit=emit, artifacts=store
-    )
+        job.run_id, job.node_id, job.task.name, tee=job.tee, emit=emit, artifacts=store,
+        metadata_url=job.metadata_url,
+    )  # fmt: skip
     text = Captured()  # every attempt's, for the task run; each attempt's goes with its event
     for attempt in range(1, attempts + 1):
         delay = opts.delay_before(attempt)
         if delay:
             time.sleep(delay)
         ctx.attempt = attempt
+        ctx.models = []  # the cache entry keeps the loads of the attempt that succeeded
         given = constants(job.args) if attempt == 1 else None
         emit(task_started(job.node_id, job.task.name, attempt, job.parent, job.map_index, given))
         error: BaseException
         try:
             result = _call(job, args, ctx)
-            values = _split(job, result)
+            values = split_outputs(job, result)
         except TaskTimeout as exc:
             state, error = TIMED_OUT, exc
         except TaskError as exc:  # wrong return shape: retrying cannot help
@@ -180,7 +194,7 @@ def _run_attempts(
             state, error = FAILED, exc
         else:
             try:
-                value = store_outputs(job, values, store, key)
+                value = store_outputs(job, values, store, key, ctx.models)
             except (SerializationError, ArtifactError) as exc:
                 mine = ctx.take()
                 return fail(
@@ -254,35 +268,6 @@ def _call(job: Job, args: dict[str, Any], ctx: TaskContext) -> Any:
         return box["value"]
     finally:
         reset_context(token)
-
-
-def _split(job: Job, result: Any) -> tuple[Any, ...]:
-    """The task's outputs: one value, or the n values of a ``-> tuple[...]`` task, from any
-    sequence of the right length, as tuple unpacking would take them."""
-    n = job.n_outputs
-    if n is None:
-        return (result,)
-    if isinstance(result, tuple):
-        values: tuple[Any, ...] | None = result
-    elif isinstance(result, (str, bytes, bytearray, dict, set, frozenset)):
-        values = None  # unpacks, but into characters or keys: surely not what was meant
-    else:
-        try:
-            values = tuple(result)
-        except TypeError:
-            values = None
-    if values is None or len(values) != n:
-        if values is None:
-            got = f"a {type(result).__name__}"
-        else:
-            kind = "tuple" if isinstance(result, tuple) else type(result).__name__
-            got = f"a {kind} of {len(values)}"
-        raise TaskError(
-            f"task `{job.node_id}` is annotated to return a tuple of {n} values but returned "
-            f"{got}; return exactly {n} values (a tuple or list) or change the return "
-            "annotation"
-        )
-    return values
 
 
 def resolve(job: Job, deps: Mapping[str, NodeValue], store: ArtifactStore, ref: Ref) -> Any:

@@ -36,7 +36,8 @@ from .registry import RegistryRows
 
 EVENT_KINDS = (
     "task_started", "attempt_finished", "task_finished", "task_skipped",
-    "metric_logged", "param_logged", "artifact_logged", "model_registered", "output_logged",
+    "metric_logged", "param_logged", "artifact_logged", "model_registered", "model_loaded",
+    "output_logged",
 )  # fmt: skip
 
 

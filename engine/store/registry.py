@@ -1,6 +1,7 @@
 """glasspane's own model registry in the metadata store: versions recorded from a run's
 ``model_registered`` events, aliases, and references (``churn``, ``churn/3``,
-``churn@champion``) resolved to a version.
+``churn@champion``) resolved to a version. A ``model_loaded`` event (a task loaded a version)
+becomes an input edge of the task run: lineage from the version's registering task run.
 
 Version numbers are given by the driver when it records the event, in the run's recording
 transaction: the next number of that name. Two runs registering the same name at once race
@@ -20,13 +21,14 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from ..errors import InvalidArgument, NotFound
 from .model_rows import ModelAliasRow, ModelVersionRow
-from .models import ArtifactRow, TaskRunRow
+from .models import ArtifactRow, LineageEdgeRow, TaskRunRow
 
 #: a model or alias name: letters, digits, ``_ . -``, starting with a letter or digit
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _versions = ModelVersionRow.__table__.c
 _aliases = ModelAliasRow.__table__.c
 _artifacts = ArtifactRow.__table__.c
+_edges = LineageEdgeRow.__table__.c
 
 
 def check_name(value: str, what: str) -> str:
@@ -71,12 +73,41 @@ def _now() -> datetime:
 
 
 class RegistryRows:
-    """The ``model_registered`` part of :class:`~glasspane.store.events.EventWriter`."""
+    """The ``model_registered`` and ``model_loaded`` part of
+    :class:`~glasspane.store.events.EventWriter`."""
 
     conn: Connection
     run_id: str
+    edges: list[dict[str, Any]]
     _live_task_run: Callable[[dict[str, Any]], int | None]
     _artifact_id: Callable[[dict[str, Any]], int]
+
+    def _model_loaded(self, event: dict[str, Any]) -> None:
+        """A task loaded a model version: an input edge of its task run named
+        ``model:<name>/<version>``, whose source is the task run that registered the version.
+        Loading it again (a retry, a loop) adds no second edge."""
+        task_run_id = self._live_task_run(event)
+        if task_run_id is None:
+            return
+        found = self.conn.execute(
+            select(_versions.artifact_id, _versions.task_run_id).where(
+                _versions.name == event["name"], _versions.version == int(event["version"])
+            )
+        ).first()
+        artifact_id = self._artifact_id(event["artifact"]) if found is None else found.artifact_id
+        edge = {
+            "task_run_id": task_run_id, "artifact_id": artifact_id, "direction": "input",
+            "name": f"model:{event['name']}/{int(event['version'])}",
+            "source_task_run_id": None if found is None else found.task_run_id,
+        }  # fmt: skip
+        if edge in self.edges or self.conn.execute(
+            select(_edges.id).where(
+                _edges.task_run_id == task_run_id, _edges.direction == "input",
+                _edges.name == edge["name"],
+            )
+        ).first() is not None:  # fmt: skip
+            return
+        self.edges.append(edge)
 
     def _model_registered(self, event: dict[str, Any]) -> None:
         task_run_id = self._live_task_run(event)
@@ -91,7 +122,8 @@ class RegistryRows:
                 "name": name, "version": version,
                 "artifact_id": self._artifact_id(event["artifact"]), "run_id": self.run_id,
                 "task_run_id": task_run_id, "node_id": event["node"],
-                "meta": event.get("metadata"), "created_at": utc_of(event["ts"]),
+                "meta": event.get("metadata"), "input_example": event.get("input_example"),
+                "created_at": utc_of(event["ts"]),
             },
         )  # fmt: skip
         if event.get("alias"):
@@ -123,11 +155,13 @@ def set_alias(conn: Connection, name: str, alias: str, version: int) -> int | No
 
 def versions(conn: Connection, name: str | None = None) -> list[dict[str, Any]]:
     """Registered versions (of ``name``, or of every model), newest first, each with its
-    aliases, its stored model and the task run that registered it."""
+    aliases, its stored model, its ``input_example`` (``{"columns": [...], "data": [...]}``
+    or None) and the task run that registered it."""
     query = (
         select(
             _versions.name, _versions.version, _versions.run_id, _versions.node_id,
-            _versions.meta, _versions.created_at, _artifacts.content_hash, _artifacts.uri,
+            _versions.meta, _versions.input_example, _versions.created_at,
+            _artifacts.content_hash, _artifacts.uri,
             _artifacts.digest, _artifacts.type_name, _artifacts.materializer, _artifacts.size,
             TaskRunRow.__table__.c.state.label("task_state"),
         )

@@ -138,7 +138,7 @@ def test_bad_metadata_and_loading_inside_a_task_fail_the_task_saying_why(
 ) -> None:
     with pytest.raises(RunFailed, match="metadata must be JSON values"):
         ws.run(registers_bad_metadata)
-    with pytest.raises(RunFailed, match="inside a task is not supported yet"):
+    with pytest.raises(RunFailed, match="no model `iris` is registered \\(registered: none yet\\)"):
         ws.run(loads_in_a_task)
     assert ws.store.model_versions() == []  # nothing half-registered
 
