@@ -187,7 +187,8 @@ class ArtifactLogged(Event):
 @dataclass(frozen=True, kw_only=True)
 class ModelRegistered(Event):
     """A task registered ``artifact`` (the stored model) as a new version of model ``name``
-    (``glasspane.register_model``); the version number is given when it is recorded."""
+    (``glasspane.register_model``): version ``version``, recorded by the task itself (None
+    when the task could not reach the metadata store: the driver numbers it as it records)."""
 
     kind: ClassVar[str] = "model_registered"
     node: str
@@ -197,6 +198,7 @@ class ModelRegistered(Event):
     metadata: dict[str, Any] | None = None
     #: its first rows of example input, ``{"columns": [...], "data": [[...], ...]}``
     input_example: dict[str, Any] | None = None
+    version: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

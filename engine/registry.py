@@ -83,11 +83,33 @@ def register_model(
         ) from None
     example = example_of(input_example, model, where)
     info = ctx.artifacts.put(model, where=where)
+    version = _record(ctx, name, info.to_dict(), metadata, example, alias)
     ctx.emit(
         wire(
             "model_registered", ctx.node_id, name=name, alias=alias, metadata=metadata,
-            artifact=info.to_dict(), input_example=example,
+            artifact=info.to_dict(), input_example=example, version=version,
         )
+    )  # fmt: skip
+
+
+def _record(
+    ctx: Any, name: str, artifact: dict[str, Any], metadata: Any, example: Any, alias: str | None
+) -> int | None:
+    """Record the version in the run's metadata store from the task itself, so it exists
+    before the task returns (a later task of the run loading ``name@alias`` gets it); its
+    number. None when the task cannot reach the store (an in-memory database, a Dask worker
+    on another machine): the driver records it from the event, and tasks of this run cannot
+    load models either (they say so)."""
+    if ctx.metadata_url is None:
+        return None
+
+    try:
+        store = metadata_reader(ctx.metadata_url)
+    except GlasspaneError:
+        return None
+    return store.add_model_version(
+        name, artifact, run_id=ctx.run_id, node_id=ctx.node_id, meta=metadata,
+        input_example=example, alias=alias,
     )  # fmt: skip
 
 

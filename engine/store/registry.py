@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from ..errors import InvalidArgument, NotFound
+from .artifact_rows import INSERT_ARTIFACT, artifact_row
 from .model_rows import ModelAliasRow, ModelVersionRow
 from .models import ArtifactRow, LineageEdgeRow, TaskRunRow
 
@@ -112,6 +113,16 @@ class RegistryRows:
     def _model_registered(self, event: dict[str, Any]) -> None:
         task_run_id = self._live_task_run(event)
         name = event["name"]
+        if event.get("version") is not None:  # recorded by the task itself: tie its task run
+            self.conn.execute(
+                update(ModelVersionRow)
+                .where(
+                    _versions.name == name, _versions.version == int(event["version"]),
+                    _versions.run_id == self.run_id,
+                )
+                .values(task_run_id=task_run_id)
+            )  # fmt: skip
+            return
         latest = self.conn.execute(
             select(func.max(_versions.version)).where(_versions.name == name)
         ).scalar()
@@ -227,6 +238,46 @@ class RegistryStore:
 
     _write: Callable[..., Any]
     _read: Callable[[], AbstractContextManager[Connection]]
+
+    def add_model_version(
+        self, name: str, artifact: dict[str, Any], *, run_id: str, node_id: str,
+        meta: Any = None, input_example: Any = None, alias: str | None = None,
+    ) -> int:  # fmt: skip
+        """Record a new version of ``name`` (the stored model ``artifact``, an
+        :meth:`ArtifactInfo.to_dict` dict) registered by node ``node_id`` of run ``run_id``,
+        pointing ``alias`` at it; its number. Its task run is tied to it when the run's driver
+        records the task's ``model_registered`` event.
+
+        A task calls this itself, so the version exists before the task returns: a task after
+        it in the same run that loads ``name@alias`` loads this version.
+        """
+
+        def work(conn: Connection) -> int:
+            found = conn.execute(
+                select(_artifacts.id).where(_artifacts.content_hash == artifact["content_hash"])
+            ).scalar()
+            if found is None:
+                conn.execute(INSERT_ARTIFACT, artifact_row(artifact, _now()))
+                found = conn.execute(
+                    select(_artifacts.id).where(_artifacts.content_hash == artifact["content_hash"])
+                ).scalar()
+            latest = conn.execute(
+                select(func.max(_versions.version)).where(_versions.name == name)
+            ).scalar()
+            version = int(latest or 0) + 1
+            conn.execute(
+                insert(ModelVersionRow),
+                {
+                    "name": name, "version": version, "artifact_id": found, "run_id": run_id,
+                    "task_run_id": None, "node_id": node_id, "meta": meta,
+                    "input_example": input_example, "created_at": _now(),
+                },
+            )  # fmt: skip
+            if alias:
+                set_alias(conn, name, alias, version)
+            return version
+
+        return self._write(work)  # type: ignore[no-any-return]
 
     def model_versions(self, name: str | None = None) -> list[dict[str, Any]]:
         """See :func:`versions`."""

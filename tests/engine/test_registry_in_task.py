@@ -321,3 +321,28 @@ def test_a_bad_input_example_says_what_to_give(value: object, message: str) -> N
     where = "register_model('iris') in task `t`"
     with pytest.raises(InvalidArgument, match=f"^{re.escape(where)}: {message}"):
         example_of(value, None, where)
+
+
+@task(cache=False)
+def score_after(trained: float, ref: str) -> float:
+    return float(glasspane.load_model(ref).C)
+
+
+@pipeline
+def train_then_score(c: float = 1.0):
+    return score_after(train(c, "champion"), "iris@champion")
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_a_task_loads_the_version_a_task_before_it_registered_in_the_same_run(
+    ws: glasspane.Workspace, executor: str
+) -> None:
+    ws.run(retrain, {"c": 0.5, "alias": "champion"}, executor=executor)  # the old champion
+    for c in (2.0, 3.0):  # each run promotes a new champion, then scores it
+        result = ws.run(train_then_score, {"c": c}, executor=executor)
+        assert result.output == c, "the scoring task loaded a champion older than its run's"
+    versions = ws.store.model_versions("iris")
+    assert [(v["version"], v["aliases"], v["node_id"]) for v in versions][:2] == [
+        (3, ["champion"], "train"), (2, [], "train"),
+    ]  # fmt: skip
+    assert versions[0]["task_state"] == "succeeded"

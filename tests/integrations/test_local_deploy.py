@@ -4,14 +4,18 @@ contract, plus what only it does: one port kept across redeploys with no failed 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from pathlib import Path
 
 import httpx
-from deploy_conformance import DeployerContract, X, iris_pipeline
+import pytest
+from deploy_conformance import DeployerContract, X, Y, iris_pipeline
+from sklearn.linear_model import LogisticRegression
 
 import glasspane
+from glasspane import pipeline, register_model, task
 from glasspane.config import Settings
 
 
@@ -60,3 +64,45 @@ def test_a_redeploy_keeps_the_port_and_fails_no_request(tmp_path: Path) -> None:
         assert not failed, failed[:5]
         assert answered[0] == "iris/1" and answered[-1] == "iris/2"
         assert answered.index("iris/2") > 0
+
+
+@task(cache=False)
+def register_iris(c: float) -> float:
+    model = LogisticRegression(C=c, max_iter=500).fit(X, Y)
+    register_model("iris", model, alias="champion")
+    return c
+
+
+@task(cache=False)
+def deploy_champion(registered: float, port: int) -> dict[str, object]:
+    done = glasspane.deploy("iris@champion", name="from-a-task", port=port)
+    return {"version": done.model_version, "url": done.url}
+
+
+@pipeline
+def register_and_deploy(c: float = 1.0, port: int = 0):
+    return deploy_champion(register_iris(c), port)
+
+
+@pytest.mark.dask
+def test_a_task_on_a_dask_worker_deploys_what_the_task_before_registered(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with glasspane.Workspace(Settings(home=tmp_path / "home")) as ws:
+        try:
+            result = ws.run(register_and_deploy, {"port": port}, executor="dask")
+            assert result.output == {"version": 1, "url": f"http://127.0.0.1:{port}"}
+            (row,) = glasspane.deployments(workspace=ws)
+            assert (row["model_version"], row["run_id"], row["health"]) == (
+                1, result.run_id, "up",
+            )  # fmt: skip
+            body = json.dumps({"dataframe_split": X.iloc[:2].to_dict("split")})
+            response = httpx.post(
+                f"{row['url']}/invocations", content=body,
+                headers={"Content-Type": "application/json"}, timeout=10,
+            )  # fmt: skip
+            assert response.headers["x-glasspane-model"] == "iris/1"
+        finally:
+            for row in ws.reader().deployments():
+                glasspane.stop_deployment(row["name"], workspace=ws)
