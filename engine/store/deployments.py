@@ -44,9 +44,11 @@ class DeploymentStore:
     def deployment(self, name: str) -> dict[str, Any] | None:
         """Deployment ``name``, or None."""
         with self._read() as conn:
-            row = conn.execute(
-                select(*_deployments.c).where(_deployments.c.name == name)
-            ).mappings().first()
+            row = (
+                conn.execute(select(*_deployments.c).where(_deployments.c.name == name))
+                .mappings()
+                .first()
+            )
         return None if row is None else dict(row)
 
     def save_deployment(self, row: dict[str, Any], action: str, message: str | None = None) -> None:
@@ -77,9 +79,11 @@ class DeploymentStore:
         """Set deployment ``name``'s state (``stopped``) and keep it in its history."""
 
         def work(conn: Connection) -> None:
-            row = conn.execute(
-                select(*_deployments.c).where(_deployments.c.name == name)
-            ).mappings().first()
+            row = (
+                conn.execute(select(*_deployments.c).where(_deployments.c.name == name))
+                .mappings()
+                .first()
+            )
             if row is None:
                 return
             conn.execute(
@@ -138,8 +142,10 @@ class DeploymentStore:
 
     def model_links(self, name: str, version: int | None = None) -> list[dict[str, Any]]:
         """The links of model ``name`` (of one ``version``) to other registries."""
-        query = select(*_links.c).where(_links.c.name == name).order_by(
-            _links.c.version, _links.c.registry
+        query = (
+            select(*_links.c)
+            .where(_links.c.name == name)
+            .order_by(_links.c.version, _links.c.registry)
         )
         if version is not None:
             query = query.where(_links.c.version == version)

@@ -27,7 +27,8 @@ from glasspane.store.models import Base
 TABLES = {
     "alembic_version", "pipelines", "pipeline_versions", "runs", "task_runs", "attempts",
     "artifacts", "lineage_edges", "metrics", "run_events", "schedules", "schedule_ticks",
-    "schedule_triggers", "scheduler_leases", "tracker_runs", "model_versions", "model_aliases", "model_links", "deployments", "deployment_events",
+    "schedule_triggers", "scheduler_leases", "tracker_runs", "model_versions", "model_aliases",
+    "model_links", "deployments", "deployment_events",
 }  # fmt: skip
 
 

@@ -65,9 +65,7 @@ def upgrade() -> None:
         sa.Column("ts", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_deployment_events")),
     )  # fmt: skip
-    op.create_index(
-        op.f("ix_deployment_events_name"), "deployment_events", ["name"], unique=False
-    )
+    op.create_index(op.f("ix_deployment_events_name"), "deployment_events", ["name"], unique=False)
 
 
 def downgrade() -> None:
