@@ -153,12 +153,15 @@ def load_model(path: Path) -> Any:
         raise InvalidArgument(f"--model-file {path}: no such file; give a pickled model's path")
     try:
         import joblib
-
-        model = joblib.load(path)
     except ImportError:
-        with path.open("rb") as file:
-            model = pickle.load(file)
-    except Exception as exc:
+        joblib = None
+    try:
+        if joblib is not None:
+            model = joblib.load(path)
+        else:
+            with path.open("rb") as file:
+                model = pickle.load(file)
+    except Exception as exc:  # a class it cannot import (ModuleNotFoundError) included
         raise InvalidArgument(
             f"--model-file {path} does not unpickle ({type(exc).__name__}: {exc}); give a file "
             "written by pickle.dump or joblib.dump, in an environment with the model's packages"

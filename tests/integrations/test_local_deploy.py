@@ -106,3 +106,59 @@ def test_a_task_on_a_dask_worker_deploys_what_the_task_before_registered(tmp_pat
         finally:
             for row in ws.reader().deployments():
                 glasspane.stop_deployment(row["name"], workspace=ws)
+
+
+class OnlyHere:
+    """A model whose class the model server's process cannot import (it lives in this test
+    module): its server exits before it ever answers /health."""
+
+    def predict(self, frame: object) -> list[int]:
+        return [0]
+
+
+@task(cache=False)
+def register_unloadable() -> int:
+    register_model("iris", OnlyHere(), input_example=X.iloc[:1])
+    return 1
+
+
+@pipeline
+def unloadable():
+    return register_unloadable()
+
+
+def test_a_version_that_never_answers_its_health_check_leaves_the_old_one_serving(
+    tmp_path: Path,
+) -> None:
+    with glasspane.Workspace(Settings(home=tmp_path / "home")) as ws:
+        ws.run(iris_pipeline, {"c": 0.05}, executor="threads")  # version 1
+        ws.run(unloadable, {}, executor="threads")  # version 2
+        first = glasspane.deploy("iris/1", name="guarded", workspace=ws)
+        try:
+            with pytest.raises(glasspane.GlasspaneError) as caught:
+                glasspane.deploy("iris/2", name="guarded", workspace=ws)
+            message = str(caught.value)
+            assert message.startswith(
+                "deploying iris/2 (version 2) as `guarded` on `local` failed: its model server "
+                "exited with code 2 before it answered: "
+            ), message
+            assert (
+                "does not unpickle (ModuleNotFoundError: No module named 'test_local_deploy')"
+                in message
+            ), message
+            assert message.endswith(f"; version 1 keeps serving at {first.url}"), message
+            body = json.dumps({"dataframe_split": X.iloc[:2].to_dict("split")})
+            response = httpx.post(
+                f"{first.url}/invocations", content=body,
+                headers={"Content-Type": "application/json"}, timeout=10,
+            )  # fmt: skip
+            assert response.status_code == 200
+            assert response.headers["x-glasspane-model"] == "iris/1"
+            (row,) = glasspane.deployments(workspace=ws)
+            assert (row["model_version"], row["health"]) == (1, "up")
+            history = ws.reader().deployment_history("guarded")
+            assert [(e["action"], e["model_version"]) for e in history] == [
+                ("deployed", 1), ("rejected", 2),
+            ]  # fmt: skip
+        finally:
+            glasspane.stop_deployment("guarded", workspace=ws)

@@ -302,6 +302,22 @@ def test_the_command_without_a_model_file_exits_2(
     )
 
 
+def test_a_model_whose_class_cannot_be_imported_exits_2_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "model.pkl"
+    # a pickle naming a module that does not exist here (as when the model's code is missing)
+    path.write_bytes(
+        b"\x80\x04\x95\x1a\x00\x00\x00\x00\x00\x00\x00\x8c\x0bno_such_mod\x94\x8c\x05Model\x94\x93\x94."
+    )
+    assert main(["--model-file", str(path), "--name", "m", "--version", "1"]) == 2
+    assert capsys.readouterr().err == (
+        f"glasspane: error: --model-file {path} does not unpickle (ModuleNotFoundError: No "
+        "module named 'no_such_mod'); give a file written by pickle.dump or joblib.dump, in an "
+        "environment with the model's packages\n"
+    )
+
+
 # --- the real process -------------------------------------------------------------------
 
 
