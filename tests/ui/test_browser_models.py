@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_process import serve, watched_page
 from playwright.sync_api import expect
 
 import glasspane
@@ -56,39 +54,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
              "state": "serving", "details": {}, "run_id": None},
             "deployed",
         )  # fmt: skip
-    env = {**os.environ, "GLASSPANE_HOME": str(home)}
-    for name in ("GLASSPANE_DATABASE_URL", "GLASSPANE_ARTIFACT_ROOT", "GLASSPANE_UI_TOKEN"):
-        env.pop(name, None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "glasspane.cli.main", "ui", "--port", "0"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        cwd=home,  # not the checkout: a glasspane.egg-info there would stand for the install
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline().decode().strip()
-    match = re.match(r"^glasspane UI: (http://127\.0\.0\.1:\d+)/$", line)
-    assert match, (line, proc.wait(30), proc.stderr.read() if proc.stderr else "")
-    yield match.group(1)
-    os.killpg(proc.pid, signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
+    yield from serve(home, "ui")
 
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     """A page that fails the test if a script the metadata carries runs (an alert dialog), and
     on any console error (a CSP violation included) or error response."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
-    dialogs: list[str] = []
-    errors: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    yield page
-    assert not dialogs, f"script from a model's metadata executed: alert({dialogs})"
-    assert not errors, f"errors in the browser console: {errors}"
-    context.close()
+    yield from watched_page(browser, "a model's metadata")
 
 
 def shots(tmp_path: Path) -> Path:

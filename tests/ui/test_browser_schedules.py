@@ -7,15 +7,12 @@ schedule name and parameter stay text. Screenshots land in ``GLASSPANE_SCREENSHO
 from __future__ import annotations
 
 import os
-import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_process import serve, watched_page
 from playwright.sync_api import expect
 
 from glasspane import Schedule, Workspace
@@ -44,39 +41,14 @@ def served(tmp_path_factory: pytest.TempPathFactory, ui_flows: Path) -> Iterator
         register(ws.store, ref, Schedule(name=HOSTILE_NAME, cron="0 4 1 1 *",
                                          params={"label": HOSTILE_PARAM}))  # fmt: skip
         register(ws.store, f"{ui_flows}:failing", Schedule(name="then", after="mapped"))
-    env = {**os.environ, "GLASSPANE_HOME": str(home)}
-    for name in ("GLASSPANE_DATABASE_URL", "GLASSPANE_ARTIFACT_ROOT", "GLASSPANE_UI_TOKEN"):
-        env.pop(name, None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "glasspane.cli.main", "server", "--port", "0"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        cwd=home,  # not the checkout: a glasspane.egg-info there would stand for the install
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline().decode().strip()
-    match = re.match(r"^glasspane UI: (http://127\.0\.0\.1:\d+)/$", line)
-    assert match, (line, proc.wait(30), proc.stderr.read() if proc.stderr else "")
-    yield match.group(1)
-    os.killpg(proc.pid, signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
+    yield from serve(home, "server")
 
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     """A page that fails the test if a script a schedule carries runs (an alert dialog), and
     on any console error (a CSP violation included) or error response."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
-    dialogs: list[str] = []
-    errors: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    yield page
-    assert not dialogs, f"script from a schedule executed: alert({dialogs})"
-    assert not errors, f"errors in the browser console: {errors}"
-    context.close()
+    yield from watched_page(browser, "a schedule")
 
 
 def shot(page: Any, name: str, tmp_path: Path) -> None:
