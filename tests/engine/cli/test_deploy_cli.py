@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 from cli_harness import Cli, assert_usage_error
-
-REGISTERS = """
 from sklearn.linear_model import LogisticRegression
 
 import glasspane
 from glasspane import pipeline, task
+from glasspane.config import Settings
 
 
 @task
@@ -31,7 +30,6 @@ def fit(c: float) -> float:
 @pipeline
 def retrain(c: float = 1.0):
     return fit(c)
-"""
 
 
 def _free_port() -> int:
@@ -50,12 +48,13 @@ def _predict(url: str) -> tuple[list[int], str]:
 
 
 @pytest.fixture
-def registered(cli: Cli) -> Cli:
-    (cli.workdir / "registers.py").write_text(REGISTERS)
-    for c in ("0.5", "2.0"):
-        ran = cli("run", "registers.py:retrain", "-p", f"c={c}")
-        assert ran.code == 0, ran.stderr
-    assert cli("models", "promote", "churn", "1", "--alias", "champion").code == 0
+def registered(cli: Cli, glasspane_home: Path) -> Cli:
+    """Two versions of ``churn`` registered in the command's home (run in this process, which
+    shares it), version 1 the champion."""
+    with glasspane.Workspace(Settings(home=glasspane_home)) as ws:
+        for c in (0.5, 2.0):
+            ws.run(retrain, {"c": c}, executor="inline")
+        ws.store.set_model_alias("churn", "champion", 1)
     return cli
 
 
