@@ -145,7 +145,7 @@ def load_model(ref: str, *, workspace: Workspace | None = None) -> Any:
         from .api import default_workspace
 
         workspace = default_workspace()
-    return workspace.artifacts.get(_artifact(workspace.reader().resolve_model(ref)))
+    return workspace.artifacts.get(ArtifactInfo.from_dict(workspace.reader().resolve_model(ref)))
 
 
 def _load_in_task(ctx: TaskContext, ref: str) -> Any:
@@ -167,7 +167,7 @@ def _load_in_task(ctx: TaskContext, ref: str) -> Any:
         raise  # the reference names nothing: the registry says what there is
     except Exception as exc:  # noqa: BLE001 - a database error, said with what to do
         raise _unreachable(where, url, exc) from exc
-    info = _artifact(row)
+    info = ArtifactInfo.from_dict(row)
     model = ctx.artifacts.get(info)
     record = load_record(ref, row, info.to_dict())
     if not any(m["ref"] == ref and m["version"] == record["version"] for m in ctx.models):
@@ -183,13 +183,6 @@ def _unreachable(where: str, url: str, exc: BaseException) -> GlasspaneError:
         "pointing at a PostgreSQL server they can reach, not a SQLite file of the driver's "
         "machine), or load the model before the run and pass it to the pipeline"
     )
-
-
-def _artifact(row: dict[str, Any]) -> ArtifactInfo:
-    return ArtifactInfo(
-        content_hash=row["content_hash"], uri=row["uri"], digest=row["digest"],
-        type_name=row["type_name"], materializer=row["materializer"], size=row["size"],
-    )  # fmt: skip
 
 
 def example_of(value: Any, model: Any, where: str) -> dict[str, Any] | None:

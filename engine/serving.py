@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import deploying
@@ -68,21 +69,19 @@ def deploy(
         DeployError: the new version did not start or failed its checks (the old one still
             serves; the message says why).
     """
-    from .execution.context import current_context
-
-    ctx = current_context()
-    if ctx is not None and workspace is None:
-        with _TaskStores(ctx) as stores:
-            return deploy_with(stores, ref, name=name, target=target, port=port, host=host,
-                               run_id=ctx.run_id)  # fmt: skip
-    return deploy_with(workspace or _default(), ref, name=name, target=target, port=port, host=host)
+    return _in(
+        workspace,
+        lambda stores, run_id: deploy_with(
+            stores, ref, name=name, target=target, port=port, host=host, run_id=run_id
+        ),
+    )
 
 
 def deployments(*, workspace: Workspace | None = None, live: bool = True) -> list[dict[str, Any]]:
     """Every deployment (name, target, model_name, model_version, url, state, ...), with
     ``health`` checked now (``up``, ``down`` with ``health_detail`` saying why, or
     ``stopped``) when ``live``."""
-    return _in(workspace, lambda stores: listing(stores, live=live))
+    return _in(workspace, lambda stores, _: listing(stores, live=live))
 
 
 def stop_deployment(name: str, *, workspace: Workspace | None = None) -> dict[str, Any]:
@@ -91,19 +90,19 @@ def stop_deployment(name: str, *, workspace: Workspace | None = None) -> dict[st
     Raises:
         NotFound: no such deployment (naming those there are).
     """
-    return _in(workspace, lambda stores: stop(stores, name))
+    return _in(workspace, lambda stores, _: stop(stores, name))
 
 
-def _in(workspace: Workspace | None, work: Callable[[Any], T]) -> T:
-    """``work`` on ``workspace``; without one, on the run's stores inside a task, else on the
-    configured Workspace."""
+def _in(workspace: Workspace | None, work: Callable[[Any, str | None], T]) -> T:
+    """``work(stores, run_id)`` on ``workspace``; without one, on the run's stores with the
+    run's id inside a task, else on the configured Workspace."""
     from .execution.context import current_context
 
     ctx = current_context()
     if ctx is not None and workspace is None:
         with _TaskStores(ctx) as stores:
-            return work(stores)
-    return work(workspace or _default())
+            return work(stores, ctx.run_id)
+    return work(workspace or _default(), None)
 
 
 def _default() -> Workspace:
@@ -130,7 +129,7 @@ class _TaskStores:
         url = parse_url(ctx.metadata_url)
         path = sqlite_path(url) if is_sqlite(url) else None
         home = path.parent if path is not None else load_settings().home
-        self.settings = type("Home", (), {"home": home})()
+        self.settings = SimpleNamespace(home=home)
 
     def reader(self) -> Any:
         return self.store
@@ -183,7 +182,7 @@ def deploy_with(
     folder = Path(workspace.settings.home).expanduser() / "deployments" / name
     workdir = folder / f"v{model_version}-{time.strftime('%Y%m%dT%H%M%S')}"
     workdir.mkdir(parents=True, exist_ok=True)
-    model = workspace.artifacts.get(_artifact(version))
+    model = workspace.artifacts.get(ArtifactInfo.from_dict(version))
     model_file = workdir / "model.joblib"
     import joblib
 
@@ -296,13 +295,6 @@ def served_of(row: dict[str, Any]) -> Served:
 
 def _what(name: str, ref: str, version: int, target: str) -> str:
     return f"deploying {ref} (version {version}) as `{name}` on `{target}`"
-
-
-def _artifact(row: dict[str, Any]) -> ArtifactInfo:
-    return ArtifactInfo(
-        content_hash=row["content_hash"], uri=row["uri"], digest=row["digest"],
-        type_name=row["type_name"], materializer=row["materializer"], size=row["size"],
-    )  # fmt: skip
 
 
 def _check_port_free_of_others(
