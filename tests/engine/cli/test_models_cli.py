@@ -11,12 +11,6 @@ import glasspane
 from glasspane import pipeline, task
 from glasspane.config import Settings
 
-REGISTERS = """
-from sklearn.linear_model import LogisticRegression
-
-import glasspane
-from glasspane import pipeline, task
-
 
 @task
 def fit(c: float, alias: str = "") -> float:
@@ -28,22 +22,20 @@ def fit(c: float, alias: str = "") -> float:
 @pipeline
 def retrain(c: float = 1.0, alias: str = ""):
     return fit(c, alias)
-"""
 
 
-def _registered(cli: Cli) -> list[str]:
-    (cli.workdir / "registers.py").write_text(REGISTERS)
-    run_ids = []
-    for params in (["-p", "c=0.5", "-p", "alias=champion"], ["-p", "c=2.0"]):
-        ran = cli("run", "registers.py:retrain", "--json", *params)
-        assert ran.code == 0, ran.stderr
-        run_ids.append(ran.json()["run_id"])
-    return run_ids
+def _registered(home: Path) -> list[str]:
+    """Two versions of ``churn``, version 1 the champion, registered in this process (which
+    shares the commands' home); the ids of the two runs."""
+    with glasspane.Workspace(Settings(home=home)) as ws:
+        first = ws.run(retrain, {"c": 0.5, "alias": "champion"}, executor="inline")
+        second = ws.run(retrain, {"c": 2.0}, executor="inline")
+    return [first.run_id, second.run_id]
 
 
-def test_list_and_show_the_versions_with_their_runs(cli: Cli) -> None:
+def test_list_and_show_the_versions_with_their_runs(cli: Cli, glasspane_home: Path) -> None:
     assert cli("models", "list").stdout.startswith("no model is registered yet")
-    first, second = _registered(cli)
+    first, second = _registered(glasspane_home)
     listed = cli("models", "list")
     assert listed.stdout.splitlines()[1].split() == ["churn", "2", "2", "champion=1"]
     (entry,) = cli("models", "list", "--json").json()
@@ -55,28 +47,8 @@ def test_list_and_show_the_versions_with_their_runs(cli: Cli) -> None:
     assert [v["meta"] for v in versions] == [{"C": 2.0}, {"C": 0.5}]
 
 
-@task
-def fit(c: float, alias: str = "") -> float:
-    model = LogisticRegression(C=c).fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
-    glasspane.register_model("churn", model, alias=alias or None, metadata={"C": c})
-    return c
-
-
-@pipeline
-def retrain(c: float = 1.0, alias: str = ""):
-    return fit(c, alias)
-
-
-def _registered_here(home: Path) -> None:
-    """The same two versions as :func:`_registered`, registered in this process (which shares
-    the commands' home): faster than two `glasspane run` commands."""
-    with glasspane.Workspace(Settings(home=home)) as ws:
-        ws.run(retrain, {"c": 0.5, "alias": "champion"}, executor="inline")
-        ws.run(retrain, {"c": 2.0}, executor="inline")
-
-
 def test_promote_and_remove_an_alias(cli: Cli, glasspane_home: Path) -> None:
-    _registered_here(glasspane_home)
+    _registered(glasspane_home)
     promoted = cli("models", "promote", "churn", "2", "--alias", "champion")
     assert promoted.code == 0
     assert promoted.stdout == "churn@champion -> version 2 (it named version 1)\n"
@@ -87,7 +59,7 @@ def test_promote_and_remove_an_alias(cli: Cli, glasspane_home: Path) -> None:
 
 
 def test_mistakes_are_one_line_with_what_there_is(cli: Cli, glasspane_home: Path) -> None:
-    _registered_here(glasspane_home)
+    _registered(glasspane_home)
     assert_usage_error(
         cli("models", "promote", "churn", "9", "--alias", "champion"),
         "model `churn` has no version 9 (its versions: 1 to 2)",
