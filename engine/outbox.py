@@ -168,8 +168,11 @@ def relays(
 
 
 def recorded_version(store: MetadataStore, event: ModelRegistered) -> int | None:
-    """The version number the driver gave ``event``'s registration (the version row of its
-    run, node and stored model, recorded at the event's time); None when there is none."""
+    """The version number of ``event``'s registration: the one the task recorded it as, or,
+    when the task could not reach the store, the one the driver gave it (the version row of
+    its run, node and stored model, recorded at the event's time); None when there is none."""
+    if event.version is not None:
+        return event.version
     found = [
         row for row in store.model_versions(event.name)
         if row["run_id"] == event.run_id and row["node_id"] == event.node
