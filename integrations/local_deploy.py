@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from glasspane.deploying import DeployerContext, DeployError, DeployRequest, Health, Served, http
+
+from .ports import free_port
 
 MODULE = "glasspane.integrations.model_server"
 #: seconds a new version may take to load its model and answer /health
@@ -127,14 +128,6 @@ class LocalDeployer:
         if status != 200:
             return Health(False, f"GET {served.url}/health answered {status or body}")
         return Health(True, "healthy")
-
-
-def free_port(host: str) -> int:
-    """A port on ``host`` nothing listens on now."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def is_model_server(pid: int) -> bool:

@@ -40,7 +40,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,8 @@ from glasspane.deploying import (
     http,
 )
 from glasspane.errors import ConfigError
+
+from .ports import free_port
 
 OPTIONS = {"start_timeout": 120.0, "stop_timeout": 10.0}
 LOG_LINES = 20
@@ -109,7 +110,7 @@ class MlflowDeployer:
         folder = Path(tempfile.mkdtemp(prefix="mlflow-", dir=request.workdir))
         model_dir, log = folder / "model", folder / "serve.log"
         flavour = _save(request, model_dir, label)
-        port = _port(request.host, request.port)
+        port = free_port(request.host, request.port)
         command = [
             sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_dir),
             "--env-manager", "local", "-h", request.host, "-p", str(port), "--workers", "1",
@@ -253,31 +254,6 @@ def _save(request: DeployRequest, model_dir: Path, label: str) -> str:
             f"{label} could not be saved as an MLflow model in {model_dir} "
             f"({type(exc).__name__}: {exc})"
         ) from exc
-
-
-def _port(host: str, wanted: int | None) -> int:
-    """``wanted`` when it is free on ``host``, else a free port."""
-    if wanted:
-        try:
-            with _bound(host, wanted):
-                return wanted
-        except OSError:
-            pass
-    with _bound(host, 0) as sock:
-        return int(sock.getsockname()[1])
-
-
-def _bound(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        # as uvicorn binds: a port whose old connections linger in TIME_WAIT is free
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _stat(pid: int) -> tuple[str, int, int] | None:

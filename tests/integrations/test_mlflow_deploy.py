@@ -31,7 +31,7 @@ from sklearn.linear_model import LogisticRegression
 
 from glasspane.deploying import DeployError, DeployRequest, Health, Served, check, make
 from glasspane.errors import ConfigError
-from glasspane.integrations import mlflow_deploy
+from glasspane.integrations import mlflow_deploy, ports
 from glasspane.integrations.mlflow_deploy import MlflowDeployer
 
 pytestmark = [
@@ -246,9 +246,9 @@ def test_a_process_that_is_not_its_server_is_never_signalled() -> None:
 
 
 def test_the_port_asked_for_is_used_when_free() -> None:
-    free = mlflow_deploy._port("127.0.0.1", None)
-    assert mlflow_deploy._port("127.0.0.1", free) == free
-    with mlflow_deploy._bound("127.0.0.1", 0) as taken:
+    free = ports.free_port("127.0.0.1", None)
+    assert ports.free_port("127.0.0.1", free) == free
+    with ports.bound("127.0.0.1", 0) as taken:
         taken.listen()
         port = taken.getsockname()[1]
-        assert mlflow_deploy._port("127.0.0.1", port) != port
+        assert ports.free_port("127.0.0.1", port) != port
