@@ -172,7 +172,8 @@ def test_a_run_whose_driver_died_is_delivered_ended_as_failed(
                     runs = ws.reader().list_runs()
                 except NotFound:  # the child has not created the database yet
                     runs = []
-                if runs and ws.store.metrics(runs[0]["run_id"]):
+                links = ws.store.tracker_links(runs[0]["run_id"]) if runs else []
+                if links and links[0]["delivered_seq"] > 0:  # the tracker heard the metric
                     break
                 time.sleep(0.2)
             else:
