@@ -6,7 +6,7 @@ classes in the user's modules, and the module-level values it reads (``SCALE = 3
 projects with a ``train.py`` each, whose task ``f`` returns ``x * SCALE`` with different
 constants, must not share a cache entry. :func:`code_fingerprint` walks the function's code:
 
-- its own source (:func:`~glasspane.hashing.code_hash`, decorator lines left out) and the
+- its own source (:func:`code_hash`, decorator lines left out) and the
   values in its closure;
 - the classes of the user's its parameters are annotated with (``spec: Spec``: the methods
   it may call on an input);
@@ -36,11 +36,13 @@ reading source files through ``linecache`` (as :mod:`inspect` does).
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import inspect
 import os
 import sys
+import textwrap
 import threading
 import types
 import typing
@@ -49,9 +51,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import SerializationError
-from .hashing import code_hash, content_hash
+from .hashing import _mix, _text, content_hash
 
-__all__ = ["code_fingerprint", "is_user_module", "user_modules"]
+__all__ = ["code_fingerprint", "code_hash", "is_user_module", "user_modules"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__)) + os.sep
 _lock = threading.Lock()
@@ -92,7 +94,7 @@ def _module_of(obj: Any) -> Any:
 def code_fingerprint(fn: Callable[..., Any]) -> str:
     """The code fingerprint of ``fn``, 64 hex characters.
 
-    Equal to :func:`~glasspane.hashing.code_hash` when the function reads no user code and
+    Equal to :func:`code_hash` when the function reads no user code and
     no module-level value of the user's, so a self-contained task keeps its key.
     """
     walk = _Walk()
@@ -285,3 +287,55 @@ def _source_digest(fn: Callable[..., Any]) -> str:
         with _lock:
             _source_digests[code] = known
     return known
+
+
+# -- the hash of one function's own code ------------------------------------------------
+
+
+def code_hash(fn: Callable[..., Any]) -> str:
+    """Return a stable hash of a function's code, 64 hex characters.
+
+    The source text is hashed (dedented, from the ``def`` line on: decorator lines are left
+    out, so changing a decorator's options does not change the hash). Without source (a
+    function typed into ``python -c``), the bytecode, names and constants are hashed
+    instead. Wrappers made with ``functools.wraps`` are unwrapped first.
+
+    Args:
+        fn: A function, method, lambda or ``functools.partial``.
+
+    Returns:
+        The sha256-based hash, 64 lowercase hex characters.
+    """
+    if isinstance(fn, functools.partial):
+        parts = [bytes.fromhex(code_hash(fn.func)), _hash_parts((fn.args, fn.keywords))]
+        return _mix("code-partial", type(fn), *parts).hex()
+    target = inspect.unwrap(fn)
+    try:
+        source = inspect.getsource(target)
+    except (OSError, TypeError):
+        code = getattr(target, "__code__", None)
+        if code is None:  # builtins and callable objects: identify them by value
+            return content_hash(target)
+        return _code_digest(code).hex()
+    return _mix("code-source", object, _text(_strip_decorators(source))).hex()
+
+
+def _hash_parts(value: Any) -> bytes:
+    return bytes.fromhex(content_hash(value))
+
+
+def _strip_decorators(source: str) -> str:
+    text = textwrap.dedent(source)
+    try:
+        node = ast.parse(text).body[0]
+    except (SyntaxError, IndexError):  # e.g. a lambda cut out of a longer expression
+        return text
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return "".join(text.splitlines(keepends=True)[node.lineno - 1 :])
+    return text
+
+
+def _code_digest(code: Any) -> bytes:
+    consts = [_code_digest(c) if inspect.iscode(c) else _hash_parts(c) for c in code.co_consts]
+    names = _text("\0".join(code.co_names))
+    return _mix("code-bytes", type(code), _text(code.co_name), code.co_code, names, *consts)

@@ -154,7 +154,7 @@ class TaskDef(Generic[P, R]):
     def code_hash(self) -> str:
         """``version`` if given, else a hash of the function's source."""
         if self._code_hash is None:
-            from ..hashing import code_hash
+            from ..fingerprint import code_hash
 
             self._code_hash = code_hash(self.fn)
         return self._code_hash

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from glasspane import task
-from glasspane.fingerprint import code_fingerprint, is_user_module, user_modules
-from glasspane.hashing import code_hash
+from glasspane.fingerprint import code_fingerprint, code_hash, is_user_module, user_modules
 
 
 def load(tmp_path: Path, name: str, source: str, unique: bool = True) -> ModuleType:

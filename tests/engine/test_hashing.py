@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsRegressor
 
 from glasspane.errors import SerializationError
-from glasspane.hashing import code_hash, content_hash, register_hasher
+from glasspane.fingerprint import code_hash
+from glasspane.hashing import content_hash, register_hasher
 
 HEX64 = r"[0-9a-f]{64}"
 
@@ -66,6 +68,7 @@ CROSS_PROCESS = """
 import json, sys
 import numpy as np, pandas as pd
 sys.path.insert(0, {tests!r})
+from sklearn.neighbors import KNeighborsRegressor
 from test_hashing import Params, Plain, Point, _fit
 from glasspane.hashing import content_hash
 values = {{
@@ -78,6 +81,7 @@ values = {{
     "pydantic": Params(lr=0.1, layers=[3, 4]),
     "plain": Plain({{"p", "q", "r"}}),
     "model": _fit(),
+    "kd tree": KNeighborsRegressor(algorithm="kd_tree").fit(np.eye(6), np.arange(6.0)),
 }}
 print(json.dumps({{k: content_hash(v) for k, v in values.items()}}))
 """
@@ -193,6 +197,40 @@ def test_fitted_sklearn_models_are_stable_and_sensitive_to_params():
     assert content_hash(_fit()) != content_hash(LogisticRegression(max_iter=200))
 
 
+def test_models_fitted_on_different_data_hash_distinct():
+    """KNN keeps what it learned in private attributes (``_fit_X``, ``_y``): two models fitted
+    on different data once hashed equal, so the store kept the first one's blob for the
+    second and a task given the second loaded the first."""
+    first = KNeighborsRegressor(n_neighbors=1).fit(np.zeros((4, 2)), np.zeros(4))
+    second = KNeighborsRegressor(n_neighbors=1).fit(np.ones((4, 2)), np.ones(4))
+    assert content_hash(first) != content_hash(second)
+    again = KNeighborsRegressor(n_neighbors=1).fit(np.ones((4, 2)), np.ones(4))
+    assert content_hash(second) == content_hash(again)
+
+
+def test_a_store_given_a_second_model_keeps_the_second_model(tmp_path: Any):
+    from glasspane.artifacts import ArtifactStore
+
+    store = ArtifactStore(str(tmp_path))
+    first = KNeighborsRegressor(n_neighbors=1).fit(np.zeros((4, 2)), np.zeros(4))
+    second = KNeighborsRegressor(n_neighbors=1).fit(np.ones((4, 2)), np.full(4, 7.0))
+    store.put(first)
+    back = store.get(store.put(second))
+    assert back.predict(np.ones((1, 2))).tolist() == [7.0]
+
+
+def test_pydantic_models_differing_in_private_attributes_hash_distinct():
+    class Tuned(BaseModel):
+        lr: float = 0.1
+        _best: float = PrivateAttr(default=0.0)
+
+    first, second = Tuned(), Tuned()
+    second._best = 0.9
+    assert first != second
+    assert content_hash(first) != content_hash(second)
+    assert content_hash(first) == content_hash(Tuned())
+
+
 def test_dataclasses_pydantic_enums_and_plain_objects():
     assert content_hash(Point(1, 2)) == content_hash(Point(1, 2))
     assert content_hash(Point(1, 2)) != content_hash(Point(2, 1))
@@ -276,7 +314,7 @@ def test_code_hash_ignores_decorator_lines_but_not_the_body(tmp_path: Any):
 
 def test_code_hash_without_source_uses_bytecode():
     code = (
-        "from glasspane.hashing import code_hash\n"
+        "from glasspane.fingerprint import code_hash\n"
         "def f(x):\n    return x + 1\n"
         "print(code_hash(f))\n"
     )
