@@ -38,9 +38,11 @@ import threading
 import time
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
-__all__ = ["import_module", "is_import_race", "load", "unpickle"]
+__all__ = ["import_module", "is_import_race", "load", "unpickle", "unpickle_file"]
+
+T = TypeVar("T")
 
 _LOCK = threading.RLock()
 # A loader holds the lock while it imports a library, which takes seconds for large ones
@@ -168,12 +170,17 @@ def unpickle(data: bytes) -> Any:
     return _Unpickler(io.BytesIO(data)).load()
 
 
-def load(loader: Callable[[bytes], Any], data: bytes) -> Any:
+def unpickle_file(file: BinaryIO) -> Any:
+    """:func:`unpickle` reading from a binary file, never holding its whole bytes."""
+    return _Unpickler(file).load()
+
+
+def load(loader: Callable[[T], Any], data: T) -> Any:
     """``loader(data)``, run again (holding the import lock) while it loses import races.
 
     Args:
-        loader: A materializer's ``load``.
-        data: The stored bytes.
+        loader: A materializer's ``load``, or a reader of a stored file.
+        data: The stored bytes, or the file's path (read again on a retry).
 
     Raises:
         Exception: whatever ``loader`` raises, once retrying cannot help.

@@ -22,30 +22,35 @@ from __future__ import annotations
 import io
 import json
 import math
-import sys
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, BinaryIO, Protocol, TypeVar, runtime_checkable
 
 from ..errors import ArtifactError, ConfigError, SerializationError
-from .loading import import_module, unpickle
+from .columnar import NpyMaterializer, ParquetMaterializer
+from .loading import import_module, unpickle, unpickle_file
+from .previews import preview
 
 __all__ = [
     "Materializer",
     "dump",
+    "dump_with",
     "get_materializer",
+    "load_from",
     "materializer_for",
     "preview",
     "register_materializer",
     "type_name",
 ]
 
-_PREVIEW_CHARS = 200
-_PREVIEW_COLUMNS = 20
-_PREVIEW_ROWS = 5
-
 
 @runtime_checkable
 class Materializer(Protocol):
     """Stores one family of values as bytes.
+
+    Two more methods are optional, for values too large to hold twice: ``dump_to(value,
+    file)`` writes the bytes into a binary file instead of returning them (the store passes
+    a file that hashes while it writes), and ``load_from(source)`` rebuilds the value from a
+    local path or a binary file. The built-ins have both.
 
     Attributes:
         name: Unique name recorded with each artifact, used to pick the loader.
@@ -77,83 +82,6 @@ def type_name(value: Any) -> str:
     cls = type(value)
     module = cls.__module__.split(".")[0]
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-
-
-def _loaded(module: str, attr: str) -> Any:
-    """The class ``module.attr`` if ``module`` is imported already; never imports it."""
-    mod = sys.modules.get(module)
-    return getattr(mod, attr, None) if mod is not None else None
-
-
-class ParquetMaterializer:
-    """pandas DataFrames as parquet through pyarrow, index and column names included."""
-
-    name = "parquet"
-    extension = "parquet"
-
-    def can_handle(self, value: Any) -> bool:
-        frame = _loaded("pandas", "DataFrame")
-        return frame is not None and type(value) is frame
-
-    def dump(self, value: Any) -> bytes:
-        pa, pq = import_module("pyarrow"), import_module("pyarrow.parquet")
-        buffer = io.BytesIO()
-        pq.write_table(pa.Table.from_pandas(value, preserve_index=None), buffer)
-        data = buffer.getvalue()
-        # Mixed column labels, object columns of lists, pandas-2 object strings...: parquet
-        # reads these back changed; such a frame is left to the next materializer.
-        if not _same_frame(value, self.load(data)):
-            raise ValueError("parquet does not round-trip this frame exactly")
-        return data
-
-    def load(self, data: bytes) -> Any:
-        pq = import_module("pyarrow.parquet")
-        import_module("pandas")  # to_pandas imports it
-        return pq.read_table(io.BytesIO(data)).to_pandas()
-
-
-def _same_frame(a: Any, b: Any) -> bool:
-    return (
-        a.equals(b)
-        and list(a.dtypes) == list(b.dtypes)
-        and _same_index(a.columns, b.columns)
-        and _same_index(a.index, b.index)
-    )
-
-
-def _same_index(a: Any, b: Any) -> bool:
-    import pandas as pd
-
-    def kind(index: Any) -> type:  # columns 0..n-1 come back as Index, not RangeIndex: alike
-        return pd.Index if isinstance(index, pd.RangeIndex) else type(index)
-
-    return (
-        kind(a) is kind(b)
-        and a.dtype == b.dtype
-        and list(a.names) == list(b.names)
-        and a.equals(b)
-        # object labels compare equal across types (1 == 1.0 == True): compare the types too
-        and (a.dtype != object or [type(x) for x in a] == [type(x) for x in b])
-    )
-
-
-class NpyMaterializer:
-    """numpy arrays as ``.npy`` (``allow_pickle=False``); object arrays are left to pickle."""
-
-    name = "npy"
-    extension = "npy"
-
-    def can_handle(self, value: Any) -> bool:
-        ndarray = _loaded("numpy", "ndarray")
-        return ndarray is not None and type(value) is ndarray and not value.dtype.hasobject
-
-    def dump(self, value: Any) -> bytes:
-        buffer = io.BytesIO()
-        import_module("numpy").save(buffer, value, allow_pickle=False)
-        return buffer.getvalue()
-
-    def load(self, data: bytes) -> Any:
-        return import_module("numpy").load(io.BytesIO(data), allow_pickle=False)
 
 
 def _json_able(value: Any) -> bool:
@@ -201,8 +129,18 @@ class PickleMaterializer:
     def dump(self, value: Any) -> bytes:
         return import_module("cloudpickle").dumps(value, protocol=5)
 
+    def dump_to(self, value: Any, file: BinaryIO) -> None:
+        # protocol 5 writes large buffers (numpy arrays) straight to the file, uncopied
+        import_module("cloudpickle").dump(value, file, protocol=5)
+
     def load(self, data: bytes) -> Any:
         return unpickle(data)
+
+    def load_from(self, source: str | BinaryIO) -> Any:
+        if isinstance(source, str):
+            with open(source, "rb") as fh:
+                return unpickle_file(fh)
+        return unpickle_file(source)
 
 
 _FIRST: list[Materializer] = []
@@ -271,6 +209,9 @@ def materializer_for(value: Any) -> Materializer:
     return _PICKLE
 
 
+T = TypeVar("T")
+
+
 def dump(value: Any, *, where: str = "") -> tuple[Materializer, bytes]:
     """Serialize ``value`` with the first materializer that claims it and succeeds.
 
@@ -287,17 +228,70 @@ def dump(value: Any, *, where: str = "") -> tuple[Materializer, bytes]:
     Raises:
         SerializationError: no materializer could serialize the value.
     """
+
+    def into_bytes(_: Materializer, fill: Callable[[BinaryIO], None]) -> bytes:
+        buffer = io.BytesIO()
+        fill(buffer)
+        return buffer.getvalue()
+
+    return dump_with(value, into_bytes, where=where)
+
+
+def dump_with(
+    value: Any,
+    write: Callable[[Materializer, Callable[[BinaryIO], None]], T],
+    *,
+    where: str = "",
+) -> tuple[Materializer, T]:
+    """Serialize ``value`` straight into a file: ``write(materializer, fill)`` opens the
+    file, calls ``fill(file)`` and returns what it made of it (a path, a digest...).
+
+    The first materializer that claims the value and succeeds wins, as in :func:`dump`;
+    one with ``dump_to(value, file)`` streams into the file, any other writes the bytes of
+    its ``dump``. ``write`` must discard the file when ``fill`` raises; an
+    :class:`~glasspane.errors.ArtifactError` from ``write`` (the file could not be written)
+    is raised as it is, never passed on to another materializer.
+
+    Raises:
+        SerializationError: no materializer could serialize the value.
+        ArtifactError: ``write`` failed.
+    """
     fallible = {id(m) for m in _BUILTIN}  # built-ins that may pass a value on
     for materializer in _candidates():
         try:
             if not materializer.can_handle(value):
                 continue
-            return materializer, materializer.dump(value)
+            return materializer, write(materializer, _filler(materializer, value))
+        except ArtifactError:
+            raise
         except Exception as exc:
             if id(materializer) in fallible:
                 continue
             raise _unserializable(value, where, materializer.name, exc) from exc
     raise _unserializable(value, where, _PICKLE.name, None)  # pragma: no cover - pickle claims all
+
+
+def _filler(materializer: Materializer, value: Any) -> Callable[[BinaryIO], None]:
+    dump_to = getattr(materializer, "dump_to", None)
+    if callable(dump_to):
+        return lambda file: dump_to(value, file)
+
+    def write_bytes(file: BinaryIO) -> None:
+        file.write(materializer.dump(value))
+
+    return write_bytes
+
+
+def load_from(materializer: Materializer, source: str | BinaryIO) -> Any:
+    """Load with ``materializer`` from a local path or a binary file: through its
+    ``load_from(source)`` when it has one, else its ``load`` of the whole bytes."""
+    reader = getattr(materializer, "load_from", None)
+    if callable(reader):
+        return reader(source)
+    if isinstance(source, str):
+        with open(source, "rb") as fh:
+            return materializer.load(fh.read())
+    return materializer.load(source.read())
 
 
 def _unserializable(value: Any, where: str, name: str, exc: Exception | None) -> Exception:
@@ -308,69 +302,3 @@ def _unserializable(value: Any, where: str, name: str, exc: Exception | None) ->
         f"{subject} cannot be serialized by materializer `{name}`{cause}; return a picklable "
         f"value or register a materializer for `{short}` with glasspane.register_materializer"
     )
-
-
-# -- previews -------------------------------------------------------------------------------
-
-
-def _truncate(text: str) -> str:
-    return text if len(text) <= _PREVIEW_CHARS else text[: _PREVIEW_CHARS - 1] + "…"
-
-
-def _safe_repr(value: Any) -> str:
-    try:
-        return _truncate(repr(value))
-    except Exception:
-        return f"<{type(value).__name__} object>"
-
-
-def _json_safe(value: Any) -> Any:
-    """A JSON-safe stand-in for one cell: scalars as themselves, anything else as str()."""
-    item = getattr(value, "item", None)
-    if callable(item) and type(value).__module__ == "numpy":
-        value = item()
-    if value is None or type(value) in (bool, int):
-        return value
-    if type(value) is float:
-        return value if math.isfinite(value) else None
-    if type(value) is str:
-        return _truncate(value)
-    return _truncate(str(value))
-
-
-def _frame_preview(df: Any) -> dict[str, Any]:
-    columns = list(df.columns[:_PREVIEW_COLUMNS])
-    head = df.iloc[:_PREVIEW_ROWS, :_PREVIEW_COLUMNS]
-    rows = [
-        {str(col): _json_safe(cell) for col, cell in zip(columns, row, strict=True)}
-        for row in head.itertuples(index=False, name=None)
-    ]
-    return {
-        "shape": [int(df.shape[0]), int(df.shape[1])],
-        "columns": [str(c) for c in columns],
-        "dtypes": {str(c): str(t) for c, t in zip(columns, head.dtypes, strict=True)},
-        "head": rows,
-    }
-
-
-def preview(value: Any) -> Any:
-    """Return a small JSON-able summary of ``value`` for the UI; never raises.
-
-    DataFrame → shape, first 20 columns, their dtypes and the first 5 rows; ndarray → shape
-    and dtype; scalars → the value (strings cut at 200 characters); list, tuple, set and
-    dict → length and a short repr; anything else → a short repr.
-    """
-    try:
-        frame, ndarray = _loaded("pandas", "DataFrame"), _loaded("numpy", "ndarray")
-        if frame is not None and isinstance(value, frame):
-            return _frame_preview(value)
-        if ndarray is not None and isinstance(value, ndarray):
-            return {"shape": list(value.shape), "dtype": str(value.dtype)}
-        scalars = (bool, int, float, str, _loaded("numpy", "generic") or bool)
-        if value is None or isinstance(value, scalars):
-            return {"value": _json_safe(value)}
-        if isinstance(value, (list, tuple, dict, set, frozenset)):
-            return {"len": len(value), "repr": _safe_repr(value)}
-        return {"repr": _safe_repr(value)}
-    except Exception:
-        return {"repr": f"<{type(value).__name__} object>"}

@@ -10,6 +10,9 @@ Invariants:
 - Blobs are addressed by the content hash of the value, so storing an equal value twice
   writes once. A blob already present is never replaced while it still loads, because
   digests recorded by earlier runs point at its bytes.
+- A value is serialized once, into the store, and hashed as it is written (see
+  :mod:`glasspane.artifacts.blobs`): never held as bytes in memory beside itself on a local
+  root, where it is also read back from the file, not from a copy of its bytes.
 - Every write is atomic: on a local disk the bytes go to a temporary file in the target
   directory, then ``os.replace``; on an object store (S3, GCS, Azure) the complete object is
   sent in one PUT, with no temporary object and no rename (s3fs switches to a multipart
@@ -31,17 +34,21 @@ atomic reads and writes of bytes).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+from collections.abc import Callable
 from typing import Any, BinaryIO, cast
 
 from .. import hashing
 from ..errors import ArtifactError, CorruptedArtifact
 from ..types import ArtifactInfo
+from .blobs import HashingWriter, SinkFailed, sha256_file, stream_local
 from .keys import KeyIndex
 from .loading import load
-from .materializers import dump, get_materializer, preview, type_name
+from .materializers import Materializer, dump_with, get_materializer, load_from, type_name
 from .names import check_hex
-from .root import _MISSING, _cause, _named
+from .previews import preview
+from .root import _MISSING, _WRITABLE, _cause, _named
 
 __all__ = ["ArtifactStore"]
 
@@ -75,6 +82,9 @@ class ArtifactStore(KeyIndex):
     def put(self, value: Any, *, content_hash: str | None = None, where: str = "") -> ArtifactInfo:
         """Store ``value`` (once per content hash) and describe where it lives.
 
+        The value is serialized once, straight into the store (on a local root into a
+        temporary file renamed into place when complete), and hashed as it is written.
+
         Args:
             value: The value to store.
             content_hash: Its content hash if already known; computed otherwise.
@@ -91,25 +101,47 @@ class ArtifactStore(KeyIndex):
         if content_hash is None:
             content_hash = hashing.content_hash(value)
         check_hex(content_hash, "content hash")
-        materializer, data = dump(value, where=where)
-        uri = self._object_uri(content_hash, materializer.extension)
-        digest = _sha256(data)
-        existing = self._read_optional(uri)
-        if existing is not None and (
-            _sha256(existing) == digest or _holds(materializer, existing, content_hash)
-        ):
-            data, digest = existing, _sha256(existing)
-        else:
-            self._write(uri, data)
+        hash_ = content_hash
+
+        def write(m: Materializer, fill: Callable[[BinaryIO], None]) -> tuple[str, str, int]:
+            uri = self._object_uri(hash_, m.extension)
+            if not self._local:
+                return (uri, *self._put_remote(uri, m, fill, hash_))
+            try:
+                return (uri, *stream_local(uri, fill, lambda: _holds(m, uri, hash_)))
+            except SinkFailed as exc:
+                cause = exc.__cause__ or exc
+                raise ArtifactError(
+                    f"cannot write artifact to {uri}: {_cause(cause, uri)}; {_WRITABLE}"
+                ) from cause
+
+        materializer, (uri, digest, size) = dump_with(value, write, where=where)
         return ArtifactInfo(
             content_hash=content_hash,
             uri=uri,
             digest=digest,
             type_name=type_name(value),
             materializer=materializer.name,
-            size=len(data),
+            size=size,
             preview=preview(value),
         )
+
+    def _put_remote(
+        self, uri: str, m: Materializer, fill: Callable[[BinaryIO], None], content_hash: str
+    ) -> tuple[str, int]:
+        """Serialize into memory (hashing as it goes), then send the blob in one write."""
+        buffer = io.BytesIO()
+        writer = HashingWriter(buffer)
+        fill(cast(BinaryIO, writer))
+        data, digest = buffer.getvalue(), writer.digest()
+        del buffer
+        existing = self._read_optional(uri)
+        if existing is not None and (
+            _sha256(existing) == digest or _holds(m, io.BytesIO(existing), content_hash)
+        ):
+            return _sha256(existing), len(existing)
+        self._write(uri, data)
+        return digest, len(data)
 
     def put_file(self, path: str | os.PathLike[str]) -> ArtifactInfo:
         """Store a file's bytes as they are, by their sha256 (what a task hands the trackers
@@ -169,18 +201,24 @@ class ArtifactStore(KeyIndex):
                 "rerun the task that produced it, or let it persist its output"
             )
         uri = self.resolve(self._relative(uri))  # a recorded URI is not trusted as given
+        materializer = get_materializer(info.materializer or "pickle")
         try:
-            data = self._read(uri)
+            if self._local:  # hashed in chunks, then read by the materializer: no copy held
+                actual = sha256_file(uri) if verify and info.digest is not None else None
+                data: bytes | None = None
+            else:
+                data = self._read(uri)
+                actual = _sha256(data) if verify and info.digest is not None else None
         except _MISSING as exc:
             raise ArtifactError(f"artifact {uri} is missing; {_RECOMPUTE}") from exc
-        if verify and info.digest is not None:
-            actual = _sha256(data)
-            if actual != info.digest:
-                raise CorruptedArtifact(
-                    f"artifact {uri} is corrupted: expected sha256 {info.digest}, found {actual}; "
-                    f"{_RECOMPUTE}"
-                )
-        return load(get_materializer(info.materializer or "pickle").load, data)
+        if actual is not None and actual != info.digest:
+            raise CorruptedArtifact(
+                f"artifact {uri} is corrupted: expected sha256 {info.digest}, found {actual}; "
+                f"{_RECOMPUTE}"
+            )
+        if data is None:
+            return load(lambda path: load_from(materializer, path), uri)
+        return load(materializer.load, data)
 
     def open_blob(self, info: ArtifactInfo) -> BinaryIO:
         """The stored bytes of ``info`` as a seekable binary file; the caller closes it.
@@ -208,14 +246,18 @@ class ArtifactStore(KeyIndex):
         try:
             if info.uri is None:
                 return False
-            data = self._read(self.resolve(self._relative(info.uri)))
+            uri = self.resolve(self._relative(info.uri))
+            if self._local:
+                return sha256_file(uri) == info.digest if info.digest is not None else True
+            data = self._read(uri)
         except Exception:
             return False
         return info.digest is None or _sha256(data) == info.digest
 
 
-def _holds(materializer: Any, data: bytes, content_hash: str) -> bool:
-    """Whether stored bytes still hold the value ``content_hash`` names.
+def _holds(materializer: Materializer, source: str | BinaryIO, content_hash: str) -> bool:
+    """Whether a stored blob (a local path, or its bytes as a file) still holds the value
+    ``content_hash`` names.
 
     Serialized bytes need not be reproducible (parquet), so a blob written earlier may differ
     from the new bytes and still be right: it is kept (earlier runs recorded its digest)
@@ -223,6 +265,7 @@ def _holds(materializer: Any, data: bytes, content_hash: str) -> bool:
     load is replaced.
     """
     try:
-        return bool(hashing.content_hash(load(materializer.load, data)) == content_hash)
+        value = load(lambda src: load_from(materializer, src), source)
+        return bool(hashing.content_hash(value) == content_hash)
     except Exception:
         return False

@@ -1,0 +1,149 @@
+"""Streaming a value into a blob, hashing the bytes as they are written.
+
+A materializer writes into a :class:`HashingWriter`, which passes every chunk on to the file
+and to a sha256 at once: the value is serialized once, never held as one more copy in
+memory, and its digest is that of the bytes written. On a local root the chunks go to a
+temporary file beside the blob (``.tmp-`` prefix, opened with ``O_EXCL``), renamed into
+place only once complete; anything that stops the write removes the temporary file.
+
+Invariants:
+
+- A blob exists under its final name only complete (the rename is atomic).
+- A write that fails because the file cannot be written (disk full, permissions) is told
+  apart from a materializer refusing the value: :attr:`HashingWriter.failed` holds the
+  ``OSError``, and the store reports it instead of trying another materializer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+from collections.abc import Callable
+from typing import Any, BinaryIO, cast
+
+from .local import TMP_PREFIX
+
+__all__ = ["HashingWriter", "SinkFailed", "sha256_file", "stream_local"]
+
+_CHUNK = 1 << 20  # read 1 MiB at a time to hash a file
+
+
+class HashingWriter:
+    """A write-only binary file that hashes (sha256) and counts what passes through it."""
+
+    def __init__(self, sink: BinaryIO) -> None:
+        self._sink = sink
+        self._sha = hashlib.sha256()
+        self.size = 0
+        self.failed: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        view = data if isinstance(data, memoryview) else memoryview(data)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        try:
+            self._sink.write(view)
+        except OSError as exc:
+            self.failed = exc
+            raise
+        self._sha.update(view)
+        self.size += view.nbytes
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+    def close(self) -> None:  # the owner closes the sink
+        pass
+
+    def digest(self) -> str:
+        return self._sha.hexdigest()
+
+
+def sha256_file(path: str) -> str:
+    """The sha256 of the file at ``path``, read in chunks (never whole into memory)."""
+    sha = hashlib.sha256()
+    chunk = bytearray(_CHUNK)
+    view = memoryview(chunk)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(chunk):
+            sha.update(view[:n])
+    return sha.hexdigest()
+
+
+class SinkFailed(Exception):
+    """The blob could not be written: the disk or the directory failed, not the value's
+    materializer (``__cause__`` is the ``OSError``)."""
+
+
+def stream_local(
+    path: str, fill: Callable[[BinaryIO], None], keep: Callable[[], bool]
+) -> tuple[str, int]:
+    """Write a blob at ``path`` through a temporary file; return its digest and size.
+
+    Args:
+        path: The blob's final path.
+        fill: Writes the bytes into the writer it is given.
+        keep: Called when a different blob exists at ``path`` already: True keeps it (the
+            new bytes are dropped), False replaces it.
+
+    Returns:
+        The sha256 and size of the blob now at ``path``.
+
+    Raises:
+        SinkFailed: the file could not be written or renamed.
+        Exception: whatever ``fill`` raises otherwise. Either way the temporary file is gone.
+    """
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f"{TMP_PREFIX}{uuid.uuid4().hex}-{name}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL  # never write through a planted file
+    try:
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except (FileNotFoundError, NotADirectoryError):
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(tmp, flags, 0o666)
+    except OSError as exc:
+        raise SinkFailed(exc) from exc
+    writer: HashingWriter | None = None
+    filled = False
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            writer = HashingWriter(fh)
+            fill(cast(BinaryIO, writer))
+            filled = True
+        digest, size = writer.digest(), writer.size
+        if os.path.exists(path):
+            existing = sha256_file(path)
+            if existing == digest or keep():
+                os.unlink(tmp)
+                return existing, os.path.getsize(path)
+        os.replace(tmp, path)
+        return digest, size
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        failed = writer.failed if writer is not None else None
+        if failed is None and filled and isinstance(exc, OSError):
+            failed = exc
+        if failed is not None:
+            raise SinkFailed(failed) from exc
+        raise
