@@ -33,6 +33,7 @@ atomic reads and writes of bytes).
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import io
 import os
@@ -56,6 +57,11 @@ _RECOMPUTE = (
     "it will be recomputed on the next run, or run `glasspane cache clear` to drop the cache "
     "entries that point at it"
 )
+
+
+# files from this size on are hashed beside their reading, when their reader runs no code
+_HASH_BESIDE = 8 << 20
+_INERT_READERS = frozenset({"parquet", "npy"})
 
 
 def _sha256(data: bytes) -> str:
@@ -202,23 +208,43 @@ class ArtifactStore(KeyIndex):
             )
         uri = self.resolve(self._relative(uri))  # a recorded URI is not trusted as given
         materializer = get_materializer(info.materializer or "pickle")
+        digest = info.digest if verify else None
+        if self._local:
+            return self._get_local(uri, materializer, digest)
         try:
-            if self._local:  # hashed in chunks, then read by the materializer: no copy held
-                actual = sha256_file(uri) if verify and info.digest is not None else None
-                data: bytes | None = None
-            else:
-                data = self._read(uri)
-                actual = _sha256(data) if verify and info.digest is not None else None
+            data = self._read(uri)
         except _MISSING as exc:
             raise ArtifactError(f"artifact {uri} is missing; {_RECOMPUTE}") from exc
-        if actual is not None and actual != info.digest:
-            raise CorruptedArtifact(
-                f"artifact {uri} is corrupted: expected sha256 {info.digest}, found {actual}; "
-                f"{_RECOMPUTE}"
-            )
-        if data is None:
-            return load(lambda path: load_from(materializer, path), uri)
+        _check(uri, digest, _sha256(data) if digest is not None else None)
         return load(materializer.load, data)
+
+    def _get_local(self, uri: str, materializer: Materializer, digest: str | None) -> Any:
+        """Hash the file in chunks and let the materializer read the file: no copy of its
+        bytes is held. A large parquet or npy file (formats whose readers run no code from
+        the bytes) is hashed on a second thread while it is read, and the value is returned
+        only once its digest is right."""
+
+        def read(path: str) -> Any:
+            return load_from(materializer, path)
+
+        try:
+            size = os.path.getsize(uri)
+        except _MISSING as exc:
+            raise ArtifactError(f"artifact {uri} is missing; {_RECOMPUTE}") from exc
+        if digest is None:
+            return load(read, uri)
+        if size < _HASH_BESIDE or materializer.name not in _INERT_READERS:
+            _check(uri, digest, sha256_file(uri))
+            return load(read, uri)
+        with concurrent.futures.ThreadPoolExecutor(1, "glasspane-verify") as pool:
+            hashed = pool.submit(sha256_file, uri)
+            try:
+                value = load(read, uri)
+            except BaseException:
+                _check(uri, digest, hashed.result())  # corrupted, rather than unreadable
+                raise
+            _check(uri, digest, hashed.result())
+        return value
 
     def open_blob(self, info: ArtifactInfo) -> BinaryIO:
         """The stored bytes of ``info`` as a seekable binary file; the caller closes it.
@@ -253,6 +279,13 @@ class ArtifactStore(KeyIndex):
         except Exception:
             return False
         return info.digest is None or _sha256(data) == info.digest
+
+
+def _check(uri: str, expected: str | None, actual: str | None) -> None:
+    if expected is not None and actual is not None and actual != expected:
+        raise CorruptedArtifact(
+            f"artifact {uri} is corrupted: expected sha256 {expected}, found {actual}; {_RECOMPUTE}"
+        )
 
 
 def _holds(materializer: Materializer, source: str | BinaryIO, content_hash: str) -> bool:

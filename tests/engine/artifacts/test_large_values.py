@@ -22,7 +22,7 @@ import pytest
 
 from glasspane.artifacts import ArtifactStore, materializers, register_materializer
 from glasspane.artifacts.columnar import ParquetMaterializer, _exact_schema, _same_frame
-from glasspane.errors import SerializationError
+from glasspane.errors import CorruptedArtifact, SerializationError
 
 PARQUET = ParquetMaterializer()
 INTS = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
@@ -193,3 +193,20 @@ def test_a_full_disk_fails_the_write_and_is_not_taken_for_an_unstorable_value(
 
 def _env() -> dict[str, str]:
     return dict(os.environ)
+
+
+@pytest.mark.parametrize("value", ["frame", "array"])
+def test_a_large_blob_corrupted_on_disk_is_never_loaded(tmp_path: Path, value: str) -> None:
+    """Large parquet and npy files are hashed while they are read: a flipped byte in the
+    middle reads as a plausible value, which must not be returned."""
+    data = np.random.default_rng(1).standard_normal((400_000, 4))
+    big = pd.DataFrame(data, columns=list("abcd")) if value == "frame" else data
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    info = store.put(big)
+    assert info.size > 8 << 20  # hashed beside the read
+    path = Path(info.uri or "")
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CorruptedArtifact, match=f"artifact {path} is corrupted"):
+        store.get(info)
