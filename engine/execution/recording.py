@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -82,6 +81,8 @@ class Recorder:
         self.finished: dict[str, dict[str, Any]] = {}
         self.attempts: dict[str, int] = {}
         self.skipped: dict[str, dict[str, Any]] = {}
+        # set by barrier() and close(): ends the batch window at once
+        self._urgent = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="glasspane-recorder", daemon=True)
         self._thread.start()
 
@@ -128,28 +129,29 @@ class Recorder:
     def _next_batch(self) -> list[Any]:
         """Events for one transaction: what arrives within ``BATCH_WINDOW`` of the first.
 
-        A flush or stop request ends the window at once, so nobody waits on the window.
+        The recorder sleeps through the window and then takes everything queued, rather than
+        waking for each event: a wake-up per event would take the GIL from the tasks' threads
+        twice per task. A flush or stop request ends the window at once, so nobody waits on
+        the window.
         """
-        batch: list[Any] = [self.queue.get()]
-        deadline = time.monotonic() + BATCH_WINDOW
-        while batch[-1] is not None and batch[-1]["kind"] != "_flush":
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                batch.append(self.queue.get(timeout=left))
-            except queue.Empty:
-                break
-        return batch + drain(self.queue)
+        first = self.queue.get()
+        if first is not None and first["kind"] != "_flush":
+            self._urgent.wait(BATCH_WINDOW)
+        # cleared before draining: a request set after this is in the queue by then, or
+        # ends the next window
+        self._urgent.clear()
+        return [first, *drain(self.queue)]
 
     def barrier(self) -> None:
         """Wait until every event queued so far has been recorded."""
         done = threading.Event()
         self.queue.put({"kind": "_flush", "done": done})
+        self._urgent.set()
         done.wait(timeout=60)
 
     def close(self) -> None:
         self.queue.put(None)
+        self._urgent.set()
         self._thread.join()
         if self.writer.error is not None:
             raise self.writer.error
