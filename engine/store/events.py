@@ -75,6 +75,13 @@ FINAL_TASK_RUN = update(TaskRunRow).where(
     *(_task_runs.state != literal(state) for state in sorted(TERMINAL_STATES)),
 )
 INSERT_ATTEMPT = insert(AttemptRow)
+SELECT_TASK_RUNS = select(_task_runs.id, _task_runs.node_id, _task_runs.state).where(
+    _task_runs.run_id == bindparam("run_id"),
+    _task_runs.node_id.in_(bindparam("nodes", expanding=True)),
+)
+SELECT_ATTEMPTS = select(_attempts.id, _attempts.task_run_id, _attempts.attempt).where(
+    _attempts.task_run_id.in_(bindparam("ids", expanding=True))
+)
 UPDATE_ATTEMPT = update(AttemptRow).where(_attempts.id == bindparam("_id"))
 INSERT_EDGES = insert(LineageEdgeRow)
 INSERT_METRICS = insert(MetricRow)
@@ -150,20 +157,12 @@ class EventWriter(ArtifactRows, RegistryRows):
             if item.get("source") is not None
         }
         for part in chunks(sorted(nodes | sources)):
-            rows = self.conn.execute(
-                select(_task_runs.id, _task_runs.node_id, _task_runs.state).where(
-                    _task_runs.run_id == self.run_id, _task_runs.node_id.in_(part)
-                )
-            )
+            rows = self.conn.execute(SELECT_TASK_RUNS, {"run_id": self.run_id, "nodes": part})
             for row in rows:
                 self.task_runs[row.node_id] = (row.id, row.state)
         touched = [self.task_runs[node][0] for node in nodes if node in self.task_runs]
         for part in chunks(touched):
-            rows = self.conn.execute(
-                select(_attempts.id, _attempts.task_run_id, _attempts.attempt).where(
-                    _attempts.task_run_id.in_(part)
-                )
-            )
+            rows = self.conn.execute(SELECT_ATTEMPTS, {"ids": part})
             for row in rows:
                 self.attempt_ids[(row.task_run_id, row.attempt)] = row.id
         self._prefetch_artifacts(events)
