@@ -23,11 +23,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any, BinaryIO, cast
 
-from .local import TMP_PREFIX
+from .local import TMP_PREFIX, tmp_name, write_local
 
 __all__ = ["HashingWriter", "SinkFailed", "sha256_file", "stream_local"]
 
 _CHUNK = 1 << 20  # read 1 MiB at a time to hash a file
+SPOOL = 1 << 20  # bytes kept in memory before a blob goes to a temporary file
 
 
 class HashingWriter:
@@ -94,10 +95,70 @@ class SinkFailed(Exception):
     materializer (``__cause__`` is the ``OSError``)."""
 
 
+class _Spool:
+    """The file under a :class:`HashingWriter`: bytes stay in memory up to ``SPOOL`` and go
+    to a temporary file beside the blob from then on, so a small value costs one write of
+    its bytes (:func:`~glasspane.artifacts.local.write_local`) and a large one is never held
+    whole."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.buffer = bytearray()
+        self.tmp: str | None = None
+        self._file: BinaryIO | None = None
+
+    def write(self, view: memoryview) -> None:
+        if self._file is None:
+            if len(self.buffer) + view.nbytes <= SPOOL:
+                self.buffer += view
+                return
+            self._file = self._open()
+            self._file.write(self.buffer)
+            self.buffer = bytearray()
+        self._file.write(view)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def _open(self) -> BinaryIO:
+        directory, name = os.path.split(self.path)
+        self.tmp = os.path.join(directory, tmp_name(name))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL  # never write through a planted file
+        try:
+            fd = os.open(self.tmp, flags, 0o666)
+        except (FileNotFoundError, NotADirectoryError):
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(self.tmp, flags, 0o666)
+        except FileExistsError:  # a name left by a crashed process with this pid
+            self.tmp = os.path.join(directory, f"{TMP_PREFIX}{uuid.uuid4().hex}-{name}")
+            fd = os.open(self.tmp, flags, 0o666)
+        return os.fdopen(fd, "wb")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def commit(self) -> None:
+        """Put the bytes at ``path`` (atomically)."""
+        if self.tmp is None:
+            write_local(self.path, bytes(self.buffer))
+        else:
+            os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            if self._file is not None:
+                self._file.close()
+        if self.tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.tmp)
+
+
 def stream_local(
     path: str, fill: Callable[[BinaryIO], None], keep: Callable[[], bool]
 ) -> tuple[str, int]:
-    """Write a blob at ``path`` through a temporary file; return its digest and size.
+    """Write a blob at ``path`` atomically (see :class:`_Spool`); return its digest and size.
 
     Args:
         path: The blob's final path.
@@ -110,38 +171,26 @@ def stream_local(
 
     Raises:
         SinkFailed: the file could not be written or renamed.
-        Exception: whatever ``fill`` raises otherwise. Either way the temporary file is gone.
+        Exception: whatever ``fill`` raises otherwise. Either way no temporary file is left.
     """
-    directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f"{TMP_PREFIX}{uuid.uuid4().hex}-{name}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL  # never write through a planted file
-    try:
-        try:
-            fd = os.open(tmp, flags, 0o666)
-        except (FileNotFoundError, NotADirectoryError):
-            os.makedirs(directory, exist_ok=True)
-            fd = os.open(tmp, flags, 0o666)
-    except OSError as exc:
-        raise SinkFailed(exc) from exc
-    writer: HashingWriter | None = None
+    spool = _Spool(path)
+    writer = HashingWriter(cast(BinaryIO, spool))
     filled = False
     try:
-        with os.fdopen(fd, "wb") as fh:
-            writer = HashingWriter(fh)
-            fill(cast(BinaryIO, writer))
-            filled = True
+        fill(cast(BinaryIO, writer))
+        filled = True
+        spool.close()
         digest, size = writer.digest(), writer.size
         if os.path.exists(path):
             existing = sha256_file(path)
             if existing == digest or keep():
-                os.unlink(tmp)
+                spool.discard()
                 return existing, os.path.getsize(path)
-        os.replace(tmp, path)
+        spool.commit()
         return digest, size
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        failed = writer.failed if writer is not None else None
+        spool.discard()
+        failed = writer.failed
         if failed is None and filled and isinstance(exc, OSError):
             failed = exc
         if failed is not None:
