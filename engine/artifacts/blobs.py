@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, cast
 
 from .local import TMP_PREFIX, tmp_name, write_local
 
-__all__ = ["HashingWriter", "SinkFailed", "sha256_file", "stream_local"]
+__all__ = ["HashingWriter", "SinkFailed", "Spool", "sha256_file", "spool_local"]
 
 _CHUNK = 1 << 20  # read 1 MiB at a time to hash a file
 SPOOL = 1 << 20  # bytes kept in memory before a blob goes to a temporary file
@@ -95,17 +95,20 @@ class SinkFailed(Exception):
     materializer (``__cause__`` is the ``OSError``)."""
 
 
-class _Spool:
-    """The file under a :class:`HashingWriter`: bytes stay in memory up to ``SPOOL`` and go
-    to a temporary file beside the blob from then on, so a small value costs one write of
-    its bytes (:func:`~glasspane.artifacts.local.write_local`) and a large one is never held
-    whole."""
+class Spool:
+    """A blob being written: its bytes stay in memory up to ``SPOOL`` and go to a temporary
+    file in ``directory`` from then on, so a small value costs one write of its bytes
+    (:func:`~glasspane.artifacts.local.write_local`) and a large one is never held whole.
+    :meth:`commit` puts it at its final path (known only once the value is hashed), or
+    :meth:`discard` drops it."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
         self.buffer = bytearray()
         self.tmp: str | None = None
         self._file: BinaryIO | None = None
+        self.digest = ""
+        self.size = 0
 
     def write(self, view: memoryview) -> None:
         if self._file is None:
@@ -122,16 +125,15 @@ class _Spool:
             self._file.flush()
 
     def _open(self) -> BinaryIO:
-        directory, name = os.path.split(self.path)
-        self.tmp = os.path.join(directory, tmp_name(name))
+        self.tmp = os.path.join(self.directory, tmp_name("blob"))
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL  # never write through a planted file
         try:
             fd = os.open(self.tmp, flags, 0o666)
         except (FileNotFoundError, NotADirectoryError):
-            os.makedirs(directory, exist_ok=True)
+            os.makedirs(self.directory, exist_ok=True)
             fd = os.open(self.tmp, flags, 0o666)
         except FileExistsError:  # a name left by a crashed process with this pid
-            self.tmp = os.path.join(directory, f"{TMP_PREFIX}{uuid.uuid4().hex}-{name}")
+            self.tmp = os.path.join(self.directory, f"{TMP_PREFIX}{uuid.uuid4().hex}-blob")
             fd = os.open(self.tmp, flags, 0o666)
         return os.fdopen(fd, "wb")
 
@@ -139,12 +141,36 @@ class _Spool:
         if self._file is not None:
             self._file.close()
 
-    def commit(self) -> None:
-        """Put the bytes at ``path`` (atomically)."""
-        if self.tmp is None:
-            write_local(self.path, bytes(self.buffer))
-        else:
-            os.replace(self.tmp, self.path)
+    def commit(self, path: str, keep: Callable[[], bool]) -> tuple[str, int]:
+        """Put the blob at ``path`` atomically; return the digest and size now there.
+
+        ``keep`` is called when a different blob exists at ``path`` already: True keeps it
+        (this one is dropped), False replaces it.
+
+        Raises:
+            SinkFailed: the file could not be written or renamed (this blob is dropped).
+        """
+        try:
+            if os.path.exists(path):
+                existing = sha256_file(path)
+                if existing == self.digest or keep():
+                    self.discard()
+                    return existing, os.path.getsize(path)
+            if self.tmp is None:
+                write_local(path, bytes(self.buffer))
+            else:
+                try:
+                    os.replace(self.tmp, path)
+                except FileNotFoundError:  # the shard directory's first blob
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    os.replace(self.tmp, path)
+            return self.digest, self.size
+        except OSError as exc:
+            self.discard()
+            raise SinkFailed(exc) from exc
+        except BaseException:
+            self.discard()
+            raise
 
     def discard(self) -> None:
         with contextlib.suppress(OSError):
@@ -155,39 +181,21 @@ class _Spool:
                 os.unlink(self.tmp)
 
 
-def stream_local(
-    path: str, fill: Callable[[BinaryIO], None], keep: Callable[[], bool]
-) -> tuple[str, int]:
-    """Write a blob at ``path`` atomically (see :class:`_Spool`); return its digest and size.
-
-    Args:
-        path: The blob's final path.
-        fill: Writes the bytes into the writer it is given.
-        keep: Called when a different blob exists at ``path`` already: True keeps it (the
-            new bytes are dropped), False replaces it.
-
-    Returns:
-        The sha256 and size of the blob now at ``path``.
+def spool_local(directory: str, fill: Callable[[BinaryIO], None]) -> Spool:
+    """Serialize through ``fill`` into a :class:`Spool` (a temporary file in ``directory``
+    once it outgrows memory), hashing as it goes.
 
     Raises:
-        SinkFailed: the file could not be written or renamed.
-        Exception: whatever ``fill`` raises otherwise. Either way no temporary file is left.
+        SinkFailed: the temporary file could not be written.
+        Exception: whatever ``fill`` raises otherwise. Either way nothing is left behind.
     """
-    spool = _Spool(path)
+    spool = Spool(directory)
     writer = HashingWriter(cast(BinaryIO, spool))
     filled = False
     try:
         fill(cast(BinaryIO, writer))
         filled = True
         spool.close()
-        digest, size = writer.digest(), writer.size
-        if os.path.exists(path):
-            existing = sha256_file(path)
-            if existing == digest or keep():
-                spool.discard()
-                return existing, os.path.getsize(path)
-        spool.commit()
-        return digest, size
     except BaseException as exc:
         spool.discard()
         failed = writer.failed
@@ -196,3 +204,5 @@ def stream_local(
         if failed is not None:
             raise SinkFailed(failed) from exc
         raise
+    spool.digest, spool.size = writer.digest(), writer.size
+    return spool

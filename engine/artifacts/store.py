@@ -34,16 +34,17 @@ atomic reads and writes of bytes).
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import hashlib
 import io
 import os
 from collections.abc import Callable
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, TypeVar, cast
 
 from .. import hashing
-from ..errors import ArtifactError, CorruptedArtifact
+from ..errors import ArtifactError, CorruptedArtifact, SerializationError
 from ..types import ArtifactInfo
-from .blobs import HashingWriter, SinkFailed, sha256_file, stream_local
+from .blobs import HashingWriter, SinkFailed, Spool, sha256_file, spool_local
 from .keys import KeyIndex
 from .loading import load
 from .materializers import Materializer, dump_with, get_materializer, load_from, type_name
@@ -52,6 +53,8 @@ from .previews import preview
 from .root import _MISSING, _WRITABLE, _cause, _named
 
 __all__ = ["ArtifactStore"]
+
+T = TypeVar("T")
 
 _RECOMPUTE = (
     "it will be recomputed on the next run, or run `glasspane cache clear` to drop the cache "
@@ -104,50 +107,76 @@ class ArtifactStore(KeyIndex):
             SerializationError: no materializer can serialize the value.
             ArtifactError: the blob cannot be written (the message names the path and cause).
         """
-        if content_hash is None:
-            content_hash = hashing.content_hash(value)
-        check_hex(content_hash, "content hash")
-        hash_ = content_hash
-
-        def write(m: Materializer, fill: Callable[[BinaryIO], None]) -> tuple[str, str, int]:
-            uri = self._object_uri(hash_, m.extension)
-            if not self._local:
-                return (uri, *self._put_remote(uri, m, fill, hash_))
+        if not self._local:
+            if content_hash is None:
+                content_hash = hashing.content_hash(value)
+            return self._put_remote(value, check_hex(content_hash, "content hash"), where)
+        if content_hash is not None or _nbytes(value) < _HASH_BESIDE:
+            if content_hash is None:
+                content_hash = hashing.content_hash(value)
+            check_hex(content_hash, "content hash")
+            return self._put_local(value, lambda: cast(str, content_hash), where)
+        # a large value: hashed on a second thread while it is serialized (both release the
+        # GIL for their bulk), named by its hash once both are done
+        with concurrent.futures.ThreadPoolExecutor(1, "glasspane-hash") as pool:
+            hashed = pool.submit(hashing.content_hash, value)
             try:
-                return (uri, *stream_local(uri, fill, lambda: _holds(m, uri, hash_)))
-            except SinkFailed as exc:
-                cause = exc.__cause__ or exc
-                raise ArtifactError(
-                    f"cannot write artifact to {uri}: {_cause(cause, uri)}; {_WRITABLE}"
-                ) from cause
+                return self._put_local(
+                    value, lambda: check_hex(hashed.result(), "content hash"), where
+                )
+            except SerializationError:
+                hashed.result()  # a value that cannot be hashed says so first, as before
+                raise
 
-        materializer, (uri, digest, size) = dump_with(value, write, where=where)
+    def _put_local(self, value: Any, content_hash: Callable[[], str], where: str) -> ArtifactInfo:
+        objects = self.resolve("objects")
+
+        def write(_: Materializer, fill: Callable[[BinaryIO], None]) -> Spool:
+            return _sink_errors(objects, lambda: spool_local(objects, fill))
+
+        materializer, spool = dump_with(value, write, where=where)
+        try:
+            hash_ = content_hash()
+        except BaseException:
+            spool.discard()
+            raise
+        uri = self._object_uri(hash_, materializer.extension)
+        keep = functools.partial(_holds, materializer, uri, hash_)
+        digest, size = _sink_errors(uri, lambda: spool.commit(uri, keep))
+        return self._info(value, hash_, uri, digest, materializer, size)
+
+    def _info(
+        self, value: Any, content_hash: str, uri: str, digest: str, m: Materializer, size: int
+    ) -> ArtifactInfo:
         return ArtifactInfo(
             content_hash=content_hash,
             uri=uri,
             digest=digest,
             type_name=type_name(value),
-            materializer=materializer.name,
+            materializer=m.name,
             size=size,
             preview=preview(value),
         )
 
-    def _put_remote(
-        self, uri: str, m: Materializer, fill: Callable[[BinaryIO], None], content_hash: str
-    ) -> tuple[str, int]:
+    def _put_remote(self, value: Any, content_hash: str, where: str) -> ArtifactInfo:
         """Serialize into memory (hashing as it goes), then send the blob in one write."""
-        buffer = io.BytesIO()
-        writer = HashingWriter(buffer)
-        fill(cast(BinaryIO, writer))
-        data, digest = buffer.getvalue(), writer.digest()
-        del buffer
+
+        def write(m: Materializer, fill: Callable[[BinaryIO], None]) -> tuple[bytes, str]:
+            buffer = io.BytesIO()
+            writer = HashingWriter(buffer)
+            fill(cast(BinaryIO, writer))
+            return buffer.getvalue(), writer.digest()
+
+        m, (data, digest) = dump_with(value, write, where=where)
+        uri = self._object_uri(content_hash, m.extension)
         existing = self._read_optional(uri)
         if existing is not None and (
             _sha256(existing) == digest or _holds(m, io.BytesIO(existing), content_hash)
         ):
-            return _sha256(existing), len(existing)
-        self._write(uri, data)
-        return digest, len(data)
+            data, digest = existing, _sha256(existing)
+        else:
+            self._write(uri, data)
+        return self._info(value, content_hash, uri, digest, m, len(data))
 
     def put_file(self, path: str | os.PathLike[str]) -> ArtifactInfo:
         """Store a file's bytes as they are, by their sha256 (what a task hands the trackers
@@ -279,6 +308,39 @@ class ArtifactStore(KeyIndex):
         except Exception:
             return False
         return info.digest is None or _sha256(data) == info.digest
+
+
+def _sink_errors(uri: str, action: Callable[[], T]) -> T:
+    """``action()``, a failure to write the blob raised as an :class:`ArtifactError`."""
+    try:
+        return action()
+    except SinkFailed as exc:
+        cause = exc.__cause__ or exc
+        raise ArtifactError(
+            f"cannot write artifact to {uri}: {_cause(cause, uri)}; {_WRITABLE}"
+        ) from cause
+
+
+def _nbytes(value: Any) -> int:
+    """A cheap lower bound of a value's size: arrays, frames, and the arrays an object (a
+    fitted model) holds directly; 0 for anything else."""
+    try:
+        return _sized(value)
+    except Exception:  # noqa: BLE001 - an estimate only: an attribute may raise
+        return 0
+
+
+def _sized(value: Any) -> int:
+    size = getattr(value, "nbytes", None)
+    if isinstance(size, int):
+        return size
+    frame = getattr(value, "memory_usage", None)
+    if callable(frame) and type(value).__name__ == "DataFrame":
+        return int(frame(index=False, deep=False).sum())
+    state = getattr(value, "__dict__", None)
+    if isinstance(state, dict):
+        return sum(v.nbytes for v in state.values() if isinstance(getattr(v, "nbytes", None), int))
+    return 0
 
 
 def _check(uri: str, expected: str | None, actual: str | None) -> None:

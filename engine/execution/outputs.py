@@ -30,18 +30,20 @@ def store_outputs(
         hashes = tuple(_memory_hash(job, v) for v in values)
         infos = tuple(memory_info(v, h) for v, h in zip(values, hashes))
         return NodeValue(values, hashes, infos, key, loads)
-    try:
-        hashes = tuple(content_hash(v) for v in values)
+    where = f"task `{job.node_id}`"
+    try:  # the store hashes each value, a large one while it writes it
+        infos = tuple(store.put(v, where=where) for v in values)
     except SerializationError as exc:
-        bad = next(type(v).__name__ for v in values if not _hashable(v))
+        bad = next((type(v).__name__ for v in values if not _hashable(v)), None)
+        if bad is None:
+            raise
         raise SerializationError(
             f"task `{job.node_id}` returned `{bad}`, which cannot be hashed or serialized "
             f"({exc}); return a picklable value, or register a materializer and a hasher for "
             f"`{bad}` with glasspane.register_materializer / glasspane.register_hasher, or "
             "keep it in memory with @task(persist=False)"
         ) from exc
-    where = f"task `{job.node_id}`"
-    infos = tuple(store.put(v, content_hash=h, where=where) for v, h in zip(values, hashes))
+    hashes = tuple(info.content_hash for info in infos)
     if opts.reads_cache and key is not None:
         entry = make_entry(job.task.name, [i.to_dict() for i in infos])
         if loads:
