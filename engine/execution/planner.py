@@ -87,7 +87,7 @@ def plan_run(
                 node_id=node.id,
                 task=node.task,
                 args=node.args,
-                deps=tuple(u for u in node.upstream if u not in plan.resolved),
+                deps=_unresolved(node.upstream, plan.resolved),
                 stored=stored,
                 const_digests=digests,
                 store_root=store.root,
@@ -99,6 +99,14 @@ def plan_run(
             )
         )
     return plan
+
+
+def _unresolved(upstream: tuple[str, ...], resolved: Mapping[str, Any]) -> tuple[str, ...]:
+    """The upstream nodes not resolved on the driver: ``upstream`` itself (shared by a map's
+    elements) when none is."""
+    if not any(u in resolved for u in upstream):
+        return upstream
+    return tuple(u for u in upstream if u not in resolved)
 
 
 def _resolve_on_driver(

@@ -79,6 +79,9 @@ class Recorder:
         self.seq = 0
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # event dicts; None stops
         self.finished: dict[str, dict[str, Any]] = {}
+        #: the nodes whose finished records keep their outputs (the pipeline's outputs, which
+        #: the run loads); None keeps every node's. A large map's records stay small.
+        self.keep_outputs: set[str] | None = None
         self.attempts: dict[str, int] = {}
         self.skipped: dict[str, dict[str, Any]] = {}
         # set by barrier() and close(): ends the batch window at once
@@ -100,7 +103,10 @@ class Recorder:
             for event in batch:
                 if event["kind"] == "task_finished":
                     # only what the run's outcome needs: not inputs, captured text, metrics
-                    self.finished[event["node"]] = {k: event.get(k) for k in _KEPT}
+                    record = {k: event.get(k) for k in _KEPT}
+                    if self.keep_outputs is not None and event["node"] not in self.keep_outputs:
+                        del record["outputs"]  # ~2 KB per task (artifacts with previews)
+                    self.finished[event["node"]] = record
                 elif event["kind"] == "task_started":
                     self.attempts[event["node"]] = event["attempt"]
                 elif event["kind"] == "task_skipped":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..artifacts import ArtifactStore
@@ -98,6 +98,7 @@ def execute_run(
     began = time.time()
     dispatcher = Dispatcher(run_id, listeners, strict_listeners)
     recorder = Recorder(store, run_id, dispatcher)
+    recorder.keep_outputs = {ref.node for ref in graph.output_refs()}
     recorder.emit(
         wire(
             "run_started", "", pipeline=graph.pipeline, version=graph.version_hash,
@@ -147,7 +148,7 @@ def execute_run(
             recorder,
             execution,
             artifacts,
-            plan_resolved(recorder),
+            plan_resolved(recorder, {ref.node for ref in graph.output_refs()}),
             cancelled,
             params,
             resumed_from,
@@ -197,13 +198,15 @@ def _recall_durations(store: MetadataStore, graph: Graph, jobs: Sequence[Job]) -
     assign_estimates(jobs, durations)
 
 
-def plan_resolved(recorder: Recorder) -> dict[str, list[ArtifactInfo]]:
-    """Outputs of every node that finished successfully, from its task_finished event."""
-    return {
-        node: [ArtifactInfo.from_dict(o["artifact"]) for o in event["outputs"]]
-        for node, event in recorder.finished.items()
-        if event["state"] == SUCCEEDED and event.get("parent") is None
-    }
+def plan_resolved(recorder: Recorder, nodes: Iterable[str]) -> dict[str, list[ArtifactInfo]]:
+    """Outputs of those of ``nodes`` that finished successfully, from their task_finished
+    events (only the pipeline's outputs are read: not one record per node of a large map)."""
+    found = {}
+    for node in nodes:
+        event = recorder.finished.get(node)
+        if event is not None and event["state"] == SUCCEEDED and event.get("parent") is None:
+            found[node] = [ArtifactInfo.from_dict(o["artifact"]) for o in event["outputs"]]
+    return found
 
 
 def _settle(graph: Graph, recorder: Recorder, execution: Execution, cancelled: bool) -> None:

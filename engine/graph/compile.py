@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 #: Argument values that can hold no ref, skipped without walking them.
 _SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
+#: Nodes reading at most this many refs share one refs mapping when they read the same.
+_SHARED_READS = 16
 
 
 def compile_pipeline(pipeline: PipelineDef[Any, Any], values: dict[str, Any]) -> Graph:
@@ -58,6 +60,9 @@ def freeze_trace(
     """Freeze a trace into a validated graph, checking that every ref points at a known node."""
     nodes: dict[str, Node] = {}
     codes: dict[int, str] = {}  # one fingerprint per task definition, not per node
+    # nodes reading the very same refs (a map's elements) share their refs and upstream
+    reads: dict[tuple[Any, ...], tuple[MappingProxyType[str, tuple[Ref, ...]], tuple[str, ...]]]
+    reads = {}
     for spec in specs.values():
         code = codes.get(id(spec.task))
         if code is None:
@@ -79,6 +84,15 @@ def freeze_trace(
                 _check_ref(pipeline, ref, nodes, where)
                 upstream[ref.node] = None
             refs[arg] = arg_refs
+        # (the refs are alive in the cached mapping, so their ids stay theirs)
+        key = None
+        if sum(map(len, refs.values())) <= _SHARED_READS:  # not a fan-in's many refs
+            key = tuple((arg, *map(id, arg_refs)) for arg, arg_refs in refs.items())
+        read = reads.get(key) if key is not None else None
+        if read is None:
+            read = (MappingProxyType(refs), tuple(upstream))
+            if key is not None:
+                reads[key] = read
         nodes[spec.id] = Node(
             spec.id,
             spec.task,
@@ -86,8 +100,8 @@ def freeze_trace(
             spec.n_outputs,
             spec.map_index,
             spec.expand_arg,
-            tuple(upstream),
-            MappingProxyType(refs),
+            read[1],
+            read[0],
             code,
         )
     _check_container(pipeline, output, "the return value")

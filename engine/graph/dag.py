@@ -68,6 +68,9 @@ class Graph:
 
     @cached_property
     def _adjacency(self) -> _Adjacency:
+        return self._build_adjacency()
+
+    def _build_adjacency(self) -> _Adjacency:
         seen: dict[str, None] = {}
         succ: dict[str, dict[str, list[str]]] = {}
         for node in self.nodes.values():
@@ -122,8 +125,11 @@ class Graph:
 
     def layers(self) -> list[list[str]]:
         """Node ids grouped by topological generation (each layer only needs earlier ones)."""
+        return self._layers(self._adjacency)
+
+    def _layers(self, adjacency: _Adjacency) -> list[list[str]]:
         # Kahn's algorithm in the order of networkx's topological_generations
-        order, succ = self._adjacency
+        order, succ = adjacency
         indegree: dict[str, int] = {}
         for targets in succ.values():
             for target in targets:
@@ -196,31 +202,46 @@ class Graph:
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-able description for the metadata store and the UI."""
+        """A JSON-able description for the metadata store and the UI (to serialize, not to
+        edit: equal small lists in it are one shared object)."""
         with gc_paused():
             return self._to_json()
 
     def _to_json(self) -> dict[str, Any]:
-        order, succ = self._adjacency
+        # built for this call when not already cached: a run asks for it only here, and it
+        # need not stay in memory while the run goes on
+        adjacency = self.__dict__.get("_adjacency") or self._build_adjacency()
+        order, succ = adjacency
         outputs: dict[tuple[str, str], list[int | None]] = {}  # aligned with each edge's args
         for node in self.nodes.values():
             for refs in node.refs.values():
                 for ref in refs:
                     outputs.setdefault((ref.node, node.id), []).append(ref.output)
+        # equal small lists (a map's elements all have the same) are one object: the JSON is
+        # the same, and a 100,000-node graph's description holds 100,000s fewer lists
+        lists: dict[tuple[Any, ...], list[Any]] = {}
+
+        def shared(items: Any) -> list[Any]:
+            key = tuple(items)
+            found = lists.get(key)
+            if found is None:
+                found = lists[key] = list(key)
+            return found
+
         return {
             "pipeline": self.pipeline,
             "version": self.version_hash,
-            "nodes": [node.describe() for node in self.nodes.values()],
+            "nodes": [node.describe(shared) for node in self.nodes.values()],
             "edges": [
                 {
                     "source": source,
                     "target": target,
-                    "args": list(args),
-                    "outputs": outputs[(source, target)],
+                    "args": shared(args),
+                    "outputs": shared(outputs[(source, target)]),
                 }
                 for source in order
                 for target, args in succ.get(source, {}).items()
             ],
-            "layers": self.layers(),
+            "layers": self._layers(adjacency),
             "output": [r.label for r in self.output_refs()],
         }

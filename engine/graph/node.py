@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +48,9 @@ class Node:
     def output_names(self) -> list[str]:
         return ["0"] if self.n_outputs is None else [str(i) for i in range(self.n_outputs)]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, as_list: Callable[[Any], list[Any]] = list) -> dict[str, Any]:
+        """The node as the graph's JSON describes it; ``as_list`` makes its lists (the
+        graph passes one that returns a single object for equal lists)."""
         opts = self.task.options
         return {
             "id": self.id,
@@ -58,10 +60,10 @@ class Node:
             "map_index": self.map_index,
             "expand": self.expand_arg,
             "code": self.cache_version,
-            "args": list(self.args),
+            "args": as_list(self.args),
             "cache": opts.cache,
             "persist": opts.persist,
             "retries": opts.retries,
             "timeout": opts.timeout,
-            "tags": list(opts.tags),
+            "tags": as_list(opts.tags),
         }

@@ -63,11 +63,11 @@ def ensure_pipeline_version(
         )
     ).scalar()
     if version_id is None:
+        # values passed at execution, not in the statement: SQLAlchemy's statement cache
+        # would keep a compiled insert, and with it a large graph's JSON, for the process
+        row_values = {"pipeline_id": pipeline_id, "hash": version_hash, "created_at": now()}
         version_id = insert_id(
-            conn,
-            insert(PipelineVersionRow).values(
-                pipeline_id=pipeline_id, hash=version_hash, graph_json=graph_json, created_at=now()
-            ),
+            conn, insert(PipelineVersionRow), {**row_values, "graph_json": graph_json}
         )
     return int(version_id)
 

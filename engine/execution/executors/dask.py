@@ -40,7 +40,7 @@ from .dask_cluster import (
     short_logs,
     unmet_resources,
 )
-from .dask_tasks import TOPIC, expression, task_graph
+from .dask_tasks import TOPIC, expression, share_artifacts, task_graph, unpack_events
 
 _EVENT_GRACE = 15.0
 
@@ -126,13 +126,15 @@ class DaskExecutor:
         unit_skipped: set[str] = set()  # first nodes of batched units whose input failed
         lock = threading.Lock()
         ledger = AttemptLedger()
+        artifacts: dict[str, dict[str, Any]] = {}  # content hash -> an output's artifact dict
 
         def handler(msg: dict[str, Any]) -> None:
-            for one in msg["events"]:
+            for one in unpack_events(msg):
                 if one.get("kind") == "unit_skipped":  # for this executor, not the record
                     with lock:
                         unit_skipped.add(one["node"])
                     continue
+                share_artifacts(one, artifacts)
                 if one.get("kind") == "task_finished" and one.get("parent") is None:
                     with lock:
                         finished[one["node"]] = one["state"]
@@ -141,7 +143,7 @@ class DaskExecutor:
 
         ship_user_code(jobs)
         batches = batch_siblings(fuse_chains(jobs, want), want, self._slots(client))
-        dsk, keys, resources = task_graph(batches, run_id, run_job)
+        graph, keys, resources = task_graph(batches, run_id, run_job)
         self._subscribe(client)
         self._routes[run_id] = handler
         watch = ClusterWatch(client, self.address, resources_needed(jobs), self.lost_after)
@@ -157,7 +159,8 @@ class DaskExecutor:
 
         try:
             # the whole run is one graph: one message to the scheduler, not one per task
-            futures = client.get(expression(dsk, run_id), keys, sync=False, resources=resources)
+            futures = client.get(expression(graph, run_id), keys, sync=False, resources=resources)
+            del graph  # serialized and sent: the driver keeps no copy of the Dask graph
             for future in futures:
                 future.add_done_callback(done)
             # one callback per future instead of polling every pending future

@@ -194,7 +194,7 @@ class _HandBack:
         from dask._task_spec import Task, TaskRef
         from distributed import get_client
 
-        from .dask_tasks import expression, run_batch
+        from .dask_tasks import PackedUnits, expression, run_batch
 
         client = get_client()
         values: dict[int, NodeValue] = {}  # id -> a distinct input value, sent once
@@ -216,7 +216,7 @@ class _HandBack:
                 for i in chunk
             )
             key = _key(self.units[chunk[0]][-1])
-            units = [self.units[i] for i in chunk]
+            units = PackedUnits([self.units[i] for i in chunk])
             # a "data producer" is queued by the scheduler for the first free thread anywhere,
             # not sent to the worker that holds its inputs (this one, busy with a slow unit)
             args = (self.run_job, units, self.run_id, picks, *[refs[k] for k in parts])

@@ -6,18 +6,26 @@ per run: a unit's key is its last job's :attr:`~..job.Job.dask_key`, a batch's t
 first unit. Workers report events through a per-process :class:`Outbox`, on one topic for
 every run (:data:`TOPIC`; each message names its run), so a run leaves no topic behind on
 the scheduler.
+
+What the scheduler keeps stays small, since with the embedded cluster it lives in the
+driver: each task's jobs travel as one :class:`PackedUnits` (bytes, unpickled only by the
+worker that runs them), and each message of events as compressed bytes (the scheduler keeps
+its last messages per topic, and its comms their last batches, as they are).
 """
 
 from __future__ import annotations
 
+import io
+import pickle
 import threading
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
 from ..fusion import Unit, gather_tree
-from ..job import Job, NodeValue, RunJob, TaskFailed
+from ..job import Job, NodeValue, RunJob, TaskFailed, task_blob
 from .base import results_or_errors
 from .dask_batch import run_siblings
 
@@ -81,7 +89,7 @@ def task_graph(
         for index, unit in enumerate(batch):
             for job in unit.jobs:  # a unit on its own returns its value, a batch a tuple
                 where[job.node_id] = (key, index if len(batch) > 1 else None)
-        jobs = [unit.jobs for unit in batch]
+        jobs = PackedUnits([unit.jobs for unit in batch])
         dsk[key] = Task(key, run_batch, run_job, jobs, run_id, tuple(picks), *parts)
         keys.append(key)
         if batch[0].head.task.options.resources:
@@ -119,9 +127,64 @@ def _flatten(parts: Sequence[Any]) -> list[Any]:
     return out
 
 
+class PackedUnits:
+    """One Dask task's units of jobs, pickled and compressed in one piece that only the
+    worker running them unpickles: the scheduler holds (and forwards) bytes, not a copy of
+    every job.
+
+    The task definitions' blobs (:func:`~..job.task_blob`) stay outside the piece, so a
+    graph pickled in one go holds each once, however many tasks use it.
+    """
+
+    __slots__ = ("_units", "_blobs", "_data")
+
+    def __init__(self, units: list[list[Job]]) -> None:
+        self._units: list[list[Job]] | None = units
+        self._blobs: tuple[bytes, ...] = ()
+        self._data = b""
+
+    def __reduce__(self) -> Any:
+        if self._units is None:  # not loaded here (the scheduler): passed on as it came
+            return (_packed_units, (self._blobs, self._data))
+        blobs: dict[int, int] = {}  # id of a task blob -> its position
+        table: list[bytes] = []
+        for unit in self._units:
+            for job in unit:
+                raw = job.__dict__.get("_raw")  # a job not loadable here keeps its bytes
+                blob = task_blob(job.task) if raw is None else raw[0]
+                if id(blob) not in blobs:
+                    blobs[id(blob)] = len(table)
+                    table.append(blob)
+
+        def blob_id(obj: Any) -> int | None:
+            return blobs.get(id(obj)) if type(obj) is bytes else None
+
+        buffer = io.BytesIO()
+        pickler = pickle.Pickler(buffer, protocol=5)
+        pickler.persistent_id = blob_id  # type: ignore[method-assign]
+        pickler.dump(self._units)
+        # compressed: sibling jobs repeat their run, store, code version and metadata URL
+        return (_packed_units, (tuple(table), zlib.compress(buffer.getvalue(), 1)))
+
+    def load(self) -> list[list[Job]]:
+        """The units, unpickled on first use."""
+        if self._units is None:
+            unpickler = pickle.Unpickler(io.BytesIO(zlib.decompress(self._data)))
+            unpickler.persistent_load = self._blobs.__getitem__  # type: ignore[method-assign]
+            self._units = unpickler.load()
+            self._blobs, self._data = (), b""
+        return self._units
+
+
+def _packed_units(blobs: tuple[bytes, ...], data: bytes) -> PackedUnits:
+    packed = PackedUnits.__new__(PackedUnits)
+    packed._units, packed._blobs, packed._data = None, blobs, data
+    return packed
+
+
 def run_batch(
     run_job: RunJob,
-    units: list[list[Job]],
+    units: PackedUnits | list[list[Job]],
     run_id: str,
     picks: tuple[tuple[Pick, ...], ...],
     *parts: Any,
@@ -138,6 +201,8 @@ def run_batch(
 
     worker = get_worker()
     outbox = _outbox(worker)
+    if isinstance(units, PackedUnits):
+        units = units.load()
 
     def emit(event: dict[str, Any]) -> None:
         outbox.put(run_id, event)
@@ -245,16 +310,46 @@ class Outbox:
                 pending, self._pending = self._pending, {}
             for run_id, events in pending.items():
                 for start in range(0, len(events), EVENTS_PER_MESSAGE):
-                    message = {
-                        "kind": "batch",
-                        "run": run_id,
-                        "events": events[start : start + EVENTS_PER_MESSAGE],
-                    }
+                    message = pack_events(run_id, events[start : start + EVENTS_PER_MESSAGE])
                     try:
                         self._worker.log_event(TOPIC, message)
                     except Exception:  # noqa: BLE001 - a closing worker; the driver times out
                         pass
             time.sleep(EVENT_BATCH)
+
+
+def pack_events(run_id: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """One message of a run's events: compressed bytes, which the scheduler (and its comms'
+    logs of recent messages) keep as one small object instead of a tree of dicts."""
+    data = zlib.compress(pickle.dumps(events, protocol=5), 1)
+    return {"kind": "batch", "run": run_id, "packed": data}
+
+
+def unpack_events(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The events of a message of :func:`pack_events` (or of a worker that sent them as they
+    are)."""
+    if "events" in message:
+        return list(message["events"])
+    return pickle.loads(zlib.decompress(message["packed"]))  # type: ignore[no-any-return]
+
+
+def share_artifacts(event: dict[str, Any], known: dict[str, dict[str, Any]]) -> None:
+    """Point the input records of a ``task_finished`` event at the equal artifact dicts of
+    outputs reported earlier in the run (``known``, by content hash, which this extends): a
+    fan-in's inputs are its producers' outputs, so the driver holds one dict per artifact
+    rather than one more per input while the event is recorded."""
+    if event.get("kind") != "task_finished":
+        return
+    for item in event.get("inputs") or ():
+        artifact = item.get("artifact")
+        if isinstance(artifact, dict):
+            same = known.get(artifact.get("content_hash"))  # type: ignore[arg-type]
+            if same is not None and same == artifact:
+                item["artifact"] = same
+    for item in event.get("outputs") or ():
+        artifact = item.get("artifact")
+        if isinstance(artifact, dict) and isinstance(artifact.get("content_hash"), str):
+            known.setdefault(artifact["content_hash"], artifact)
 
 
 _outboxes: dict[str, Outbox] = {}
