@@ -19,6 +19,9 @@ selectable with ``--only`` / ``--skip``:
   fan of ``--rss-fan`` tasks on the dask executor, the same fan as raw Dask futures, and an
   ``expand`` map of as many elements;
   ``--big`` adds the fan:100000 run, which must stay under 4 GiB;
+- ``curve``: the driver's peak RSS running fan:N on the dask executor for each N of
+  ``--curve`` (1,000 to 100,000), each in a fresh subprocess, with the peak per 1,000 tasks
+  (above the RSS before the run), so that growth faster than linear shows;
 - ``growth``: RSS growth over ``--growth-runs`` consecutive runs of a fan:50 in one
   process, on the threads and on the dask executor;
 - ``skew``: maps whose element durations differ widely (a few slow neighbours, a heavy
@@ -61,7 +64,7 @@ from typing import Any
 
 SECTIONS = (
     "chain", "fan", "wide", "skew", "expand",
-    "cold", "import", "cached", "compile", "rss", "growth", "queries",
+    "cold", "import", "cached", "compile", "rss", "curve", "growth", "queries",
 )  # fmt: skip
 GIB = 1024**3
 MIB = 1024**2
@@ -566,6 +569,50 @@ def bench_rss(args: argparse.Namespace) -> list[list[str]]:
     return rows
 
 
+#: the driver's peak RSS the issue sets at fan:100000 (MB = 10^6 bytes, as the issue says)
+CURVE_TARGET_MB = 500
+
+
+def bench_curve(args: argparse.Namespace) -> list[list[str]]:
+    """Peak driver RSS of fan:N on the dask executor for each N of ``--curve``, each in a
+    fresh subprocess (the ``rss`` job). The MiB per 1,000 tasks is the peak less the RSS
+    before the run, over N / 1,000: flat when memory grows linearly."""
+    rows = []
+    for n in args.curve:
+        print(f"memory curve fan:{n} ...", file=sys.stderr, flush=True)
+        job = {"job": "rss", "variant": "glasspane", "n": n, "workers": args.workers}
+        timeout = args.big_timeout if n > args.rss_fan else args.rss_timeout
+        out = child(job, timeout)
+        target, ok = "-", None
+        if n == 100_000:
+            target = f"≤ {CURVE_TARGET_MB} MB"
+        if out is None:
+            rows.append([f"fan:{n}", f"timed out after {timeout:.0f} s", "", "", "", target])
+            rows[-1].append(verdict(False if target != "-" else None))
+            continue
+        if target != "-":
+            ok = out["peak"] <= CURVE_TARGET_MB * 1e6
+        grown = out["peak"] - out["before"]
+        rows.append(
+            [
+                f"fan:{n}",
+                f"{out['peak'] / MIB:.0f} MiB ({out['peak'] / 1e6:.0f} MB)",
+                f"{out['before'] / MIB:.0f} MiB",
+                f"{out['seconds']:.1f} s",
+                f"{grown / MIB / (n / 1000):.1f} MiB",
+                target,
+                verdict(ok),
+            ]
+        )
+    return rows
+
+
+CURVE_HEADER = [
+    "workload", "driver peak RSS", "RSS before the run", "run", "peak - before, per 1,000 tasks",
+    "target", "met",
+]  # fmt: skip
+
+
 def bench_growth(args: argparse.Namespace) -> list[list[str]]:
     rows = []
     for executor in ("threads", "dask"):
@@ -746,6 +793,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rss-timeout", type=float, default=600, help="seconds per RSS job")
     parser.add_argument("--big", action="store_true", help="also the fan:100000 peak RSS run")
     parser.add_argument("--big-timeout", type=float, default=3600, help="seconds for --big")
+    parser.add_argument(
+        "--curve",
+        default="1000,3000,10000,30000,100000",
+        help="fan widths of the memory curve, comma-separated",
+    )
     parser.add_argument("--growth-runs", type=int, default=100, help="runs for RSS growth")
     parser.add_argument(
         "--skew",
@@ -771,7 +823,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.chain, args.fan, args.wide, args.compile = "20", "50", "3x10", "1000"
         args.repeat, args.cold_repeat, args.cached = 2, 2, 100
-        args.rss_fan, args.growth_runs = 500, 5
+        args.rss_fan, args.growth_runs, args.curve = 500, 5, "200,500,1000"
         args.skew, args.slow, args.warm_runs = "skew:40,tail:200,newslow:40", 0.2, 2
         args.expand = 200
         args.query_runs, args.query_nodes = 500, 300
@@ -785,6 +837,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.dags += [("fan", int(n)) for n in args.fan.split(",") if "fan" in chosen]
     args.dags += [("wide", parse_wide(w)) for w in args.wide.split(",") if "wide" in chosen]
     args.compile = [int(n) for n in args.compile.split(",") if n.strip()]
+    args.curve = [int(n) for n in args.curve.split(",") if n.strip()]
     args.skews = []
     if "skew" in chosen:
         for spec in args.skew.split(","):
@@ -846,6 +899,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"interleaved rounds after one warm-up; {args.workers} dask workers x 1 thread)\n"
             )
             print_table(["workload", "median (range)", "target", "met"], expand_rows)
+        if "curve" in args.sections:
+            print("curve ...", file=sys.stderr, flush=True)
+            curve_rows = bench_curve(args)
+            print(
+                "\n### Memory curve: the driver's peak RSS (VmHWM of a fresh subprocess: the "
+                f"LocalCluster's scheduler, not its {args.workers} workers) running fan:N on the "
+                "dask executor\n"
+            )
+            print_table(CURVE_HEADER, curve_rows)
         if "queries" in args.sections:
             from bench_queries import bench as bench_queries
 
