@@ -7,6 +7,7 @@ in by the executor, or an artifact already in the store) and where to store the 
 
 from __future__ import annotations
 
+import sys
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,15 @@ class NodeValue:
 
     def output_hash(self, index: int | None) -> str:
         return self.hashes[0] if index is None else self.hashes[index]
+
+    def __sizeof__(self) -> int:
+        """The size of the values too (Dask's ``sizeof`` reads it: it places tasks beside
+        their largest inputs and counts what each worker holds by it)."""
+        try:
+            from dask.sizeof import sizeof
+        except ImportError:  # no Dask here: only the values' own sizes
+            return object.__sizeof__(self) + sum(sys.getsizeof(v) for v in self.values)
+        return object.__sizeof__(self) + sum(sizeof(v) for v in self.values)
 
 
 @dataclass

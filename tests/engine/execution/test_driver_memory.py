@@ -184,3 +184,16 @@ def test_a_fan_ins_inputs_share_the_artifact_dicts_of_their_producers_outputs() 
     assert consumer["inputs"][1]["artifact"]["uri"] == "/elsewhere/h1.json"  # not equal: kept
     assert consumer["inputs"][2]["artifact"]["content_hash"] == "h2"
     assert [i["source"] for i in consumer["inputs"]] == ["a", "c", "d"]
+
+
+def test_dask_sees_the_size_of_a_tasks_outputs() -> None:
+    """Dask places a task beside its largest inputs and manages workers' memory by the size
+    it sees: a 40 MB output reported as 56 bytes could be moved between workers for nothing,
+    and never counted against a worker's memory limit."""
+    import numpy as np
+    from dask.sizeof import sizeof
+
+    from glasspane.execution.job import NodeValue
+
+    big = np.zeros(5_000_000)
+    assert sizeof(NodeValue((big, "x"), ("h1", "h2"))) >= big.nbytes
