@@ -19,7 +19,8 @@ the dask executor (a ``LocalCluster`` of 2 worker processes, 1 thread each), eac
 new home with a new seed, so nothing is a cache hit (checked). Rounds are interleaved, one
 warm-up round first.
 
-Peak memory: before each call the peak resident set (``VmHWM``) of this process, and of each
+Before each call the file system is synced (untimed), so no call pays for the writeback of
+the one before. Peak memory: before each call the peak resident set (``VmHWM``) of this process, and of each
 Dask worker, is reset (``echo 5 > /proc/PID/clear_refs``); after it, the peak above the RSS
 just before. For dask, the peak of the busiest worker and the driver's own.
 
@@ -196,6 +197,7 @@ class Variant:
         import gc
 
         gc.collect()
+        os.sync()  # every call starts with no dirty pages left by the one before (untimed)
         before = reset_peak()
         workers: dict[str, int] = {}
         if self.client is not None:
