@@ -20,9 +20,10 @@ new home with a new seed, so nothing is a cache hit (checked). Rounds are interl
 warm-up round first.
 
 Before each call the file system is synced (untimed), so no call pays for the writeback of
-the one before. Peak memory: before each call the peak resident set (``VmHWM``) of this process, and of each
-Dask worker, is reset (``echo 5 > /proc/PID/clear_refs``); after it, the peak above the RSS
-just before. For dask, the peak of the busiest worker and the driver's own.
+the one before. Peak memory: before each call the peak resident set (``VmHWM``) of this
+process, and of each Dask worker, is reset (``echo 5 > /proc/PID/clear_refs``); after it,
+the peak above the RSS just before. For dask, the peak of the busiest worker and the
+driver's own.
 
     python tests/benchmarks/bench_large.py                   # the sizes
     python tests/benchmarks/bench_large.py --rows 1000000 --model-rows 200000 --repeat 1
