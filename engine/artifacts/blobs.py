@@ -1,10 +1,11 @@
 """Streaming a value into a blob, hashing the bytes as they are written.
 
-A materializer writes into a :class:`HashingWriter`, which passes every chunk on to the file
-and to a sha256 at once: the value is serialized once, never held as one more copy in
-memory, and its digest is that of the bytes written. On a local root the chunks go to a
-temporary file beside the blob (``.tmp-`` prefix, opened with ``O_EXCL``), renamed into
-place only once complete; anything that stops the write removes the temporary file.
+A materializer writes into a :class:`HashingWriter`, which passes every chunk on to a
+:class:`Spool` and to a sha256 at once: the value is serialized once, never held as one more
+copy in memory, and its digest is that of the bytes written. The spool keeps up to 1 MiB in
+memory, then goes on in a temporary file under ``objects/`` (``.tmp-`` prefix, opened with
+``O_EXCL``), renamed to the blob's name only once complete (the name comes from the content
+hash, which may still be being computed); anything that stops the write removes it.
 
 Invariants:
 
@@ -19,11 +20,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import uuid
 from collections.abc import Callable
 from typing import Any, BinaryIO, cast
 
-from .local import TMP_PREFIX, tmp_name, write_local
+from .local import open_temp, write_local
 
 __all__ = ["HashingWriter", "SinkFailed", "Spool", "sha256_file", "spool_local"]
 
@@ -125,16 +125,7 @@ class Spool:
             self._file.flush()
 
     def _open(self) -> BinaryIO:
-        self.tmp = os.path.join(self.directory, tmp_name("blob"))
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL  # never write through a planted file
-        try:
-            fd = os.open(self.tmp, flags, 0o666)
-        except (FileNotFoundError, NotADirectoryError):
-            os.makedirs(self.directory, exist_ok=True)
-            fd = os.open(self.tmp, flags, 0o666)
-        except FileExistsError:  # a name left by a crashed process with this pid
-            self.tmp = os.path.join(self.directory, f"{TMP_PREFIX}{uuid.uuid4().hex}-blob")
-            fd = os.open(self.tmp, flags, 0o666)
+        self.tmp, fd = open_temp(self.directory, "blob")
         return os.fdopen(fd, "wb")
 
     def close(self) -> None:

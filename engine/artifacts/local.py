@@ -18,7 +18,7 @@ import itertools
 import os
 import uuid
 
-__all__ = ["TMP_PREFIX", "tmp_name", "write_local"]
+__all__ = ["TMP_PREFIX", "open_temp", "tmp_name", "write_local"]
 
 TMP_PREFIX = ".tmp-"
 # O_EXCL: never write through a file (or symlink) someone placed at the temp name.
@@ -41,20 +41,25 @@ def tmp_name(name: str) -> str:
     return f"{TMP_PREFIX}{_pid:x}-{next(_counter):x}-{name}"
 
 
-def write_local(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory."""
-    directory, name = os.path.split(path)
+def open_temp(directory: str, name: str) -> tuple[str, int]:
+    """Create a temporary file for ``name`` in ``directory`` (made if missing); return its
+    path and a descriptor open for writing. ``O_EXCL``: never a file someone placed there."""
     tmp = os.path.join(directory, tmp_name(name))
     try:
-        fd = os.open(tmp, _FLAGS, 0o666)
+        return tmp, os.open(tmp, _FLAGS, 0o666)
     except (FileNotFoundError, NotADirectoryError):
         # the shard directory's first file: one mkdir, not one per write (and makedirs names
         # a file standing where the directory should be)
         os.makedirs(directory, exist_ok=True)
-        fd = os.open(tmp, _FLAGS, 0o666)
+        return tmp, os.open(tmp, _FLAGS, 0o666)
     except FileExistsError:
         tmp = os.path.join(directory, f"{TMP_PREFIX}{uuid.uuid4().hex}-{name}")
-        fd = os.open(tmp, _FLAGS, 0o666)
+        return tmp, os.open(tmp, _FLAGS, 0o666)
+
+
+def write_local(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory."""
+    tmp, fd = open_temp(*os.path.split(path))
     try:
         try:
             # No fsync: the rename makes the write atomic for every reader, and a blob torn

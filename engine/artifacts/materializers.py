@@ -229,7 +229,7 @@ def dump(value: Any, *, where: str = "") -> tuple[Materializer, bytes]:
         SerializationError: no materializer could serialize the value.
     """
 
-    def into_bytes(_: Materializer, fill: Callable[[BinaryIO], None]) -> bytes:
+    def into_bytes(fill: Callable[[BinaryIO], None]) -> bytes:
         buffer = io.BytesIO()
         fill(buffer)
         return buffer.getvalue()
@@ -239,11 +239,11 @@ def dump(value: Any, *, where: str = "") -> tuple[Materializer, bytes]:
 
 def dump_with(
     value: Any,
-    write: Callable[[Materializer, Callable[[BinaryIO], None]], T],
+    write: Callable[[Callable[[BinaryIO], None]], T],
     *,
     where: str = "",
 ) -> tuple[Materializer, T]:
-    """Serialize ``value`` straight into a file: ``write(materializer, fill)`` opens the
+    """Serialize ``value`` straight into a file: ``write(fill)`` opens the
     file, calls ``fill(file)`` and returns what it made of it (a path, a digest...).
 
     The first materializer that claims the value and succeeds wins, as in :func:`dump`;
@@ -261,7 +261,7 @@ def dump_with(
         try:
             if not materializer.can_handle(value):
                 continue
-            return materializer, write(materializer, _filler(materializer, value))
+            return materializer, write(_filler(materializer, value))
         except ArtifactError:
             raise
         except Exception as exc:

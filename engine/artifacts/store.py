@@ -131,7 +131,7 @@ class ArtifactStore(KeyIndex):
     def _put_local(self, value: Any, content_hash: Callable[[], str], where: str) -> ArtifactInfo:
         objects = self.resolve("objects")
 
-        def write(_: Materializer, fill: Callable[[BinaryIO], None]) -> Spool:
+        def write(fill: Callable[[BinaryIO], None]) -> Spool:
             return _sink_errors(objects, lambda: spool_local(objects, fill))
 
         materializer, spool = dump_with(value, write, where=where)
@@ -161,7 +161,7 @@ class ArtifactStore(KeyIndex):
     def _put_remote(self, value: Any, content_hash: str, where: str) -> ArtifactInfo:
         """Serialize into memory (hashing as it goes), then send the blob in one write."""
 
-        def write(m: Materializer, fill: Callable[[BinaryIO], None]) -> tuple[bytes, str]:
+        def write(fill: Callable[[BinaryIO], None]) -> tuple[bytes, str]:
             buffer = io.BytesIO()
             writer = HashingWriter(buffer)
             fill(cast(BinaryIO, writer))
@@ -170,10 +170,11 @@ class ArtifactStore(KeyIndex):
         m, (data, digest) = dump_with(value, write, where=where)
         uri = self._object_uri(content_hash, m.extension)
         existing = self._read_optional(uri)
+        found = _sha256(existing) if existing is not None else None
         if existing is not None and (
-            _sha256(existing) == digest or _holds(m, io.BytesIO(existing), content_hash)
+            found == digest or _holds(m, io.BytesIO(existing), content_hash)
         ):
-            data, digest = existing, _sha256(existing)
+            data, digest = existing, cast(str, found)
         else:
             self._write(uri, data)
         return self._info(value, content_hash, uri, digest, m, len(data))
